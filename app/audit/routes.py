@@ -1,0 +1,113 @@
+"""Audit views: the filtered trail, the privileged-changes view, and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC
+
+from flask import Response, request, stream_with_context
+from werkzeug.datastructures import MultiDict
+
+from app.audit import bp, service
+from app.audit.forms import AuditFilterForm
+from app.audit.links import ref_url
+from app.auth.guards import console_required, current_actor
+from app.extensions import db
+from app.htmx import render
+from app.paging import cursor_arg
+from app.workspaces.service import list_tenants
+
+CONSOLE_ENDPOINTS = dict(all_endpoint="audit.index", privileged_endpoint="audit.privileged",
+                         export_endpoint="audit.export")
+CSV_COLUMNS = ["id", "occurred_at", "action", "ref_type", "ref_id", "actor_type", "actor_label", "tenant",
+               "field_deltas", "context", "ip", "user_agent", "privileged", "chain_seq", "row_hash"]
+
+
+def parse_filters(args: MultiDict, tenant_choices: list[tuple[str, str]], *, privileged_only: bool = False):
+    """(form, filters or None when the query string is not valid)."""
+    form = AuditFilterForm(formdata=args)
+    form.tenant.choices = [("", "Any tenant")] + tenant_choices
+    if not form.validate():
+        return form, None
+    filters = service.AuditFilters(
+        actor=(form.actor.data or "").strip() or None, action=form.action.data or None,
+        ref_type=(form.ref_type.data or "").strip() or None, ref_id=(form.ref_id.data or "").strip() or None,
+        tenant_id=int(form.tenant.data) if form.tenant.data else None,
+        since=form.since.data.replace(tzinfo=UTC) if form.since.data else None,
+        until=form.until.data.replace(tzinfo=UTC) if form.until.data else None,
+        privileged_only=privileged_only)
+    return form, filters
+
+
+def _view(*, privileged_only: bool, endpoint: str, title: str):
+    actor = current_actor()
+    tenants = list_tenants(actor=actor)
+    form, filters = parse_filters(request.args, [(str(t.id), t.name) for t in tenants],
+                                  privileged_only=privileged_only)
+    page, status = None, 200
+    if filters is None:
+        status = 400
+    else:
+        page = service.list_events(actor=actor, filters=filters, before=cursor_arg("before"), after=cursor_arg("after"))
+    return render("audit/index.html", block="results", status=status, form=form, page=page, title=title,
+                  endpoint=endpoint, privileged_only=privileged_only, tenant_names={t.id: t.name for t in tenants},
+                  ref_url=ref_url, args=filters.as_query_args() if filters else {}, **CONSOLE_ENDPOINTS)
+
+
+@bp.get("/audit")
+@console_required("audit.view")
+def index():
+    return _view(privileged_only=False, endpoint="audit.index", title="Audit trail")
+
+
+@bp.get("/audit/privileged")
+@console_required("audit.view")
+def privileged():
+    return _view(privileged_only=True, endpoint="audit.privileged", title="Privileged changes")
+
+
+def csv_response(*, actor, filters, tenant_names: dict[int, str], platform_view: bool, filename: str,
+                 workspace: str | None = None) -> Response:
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for event in service.iter_events(actor=actor, filters=filters, platform_view=platform_view,
+                                          workspace=workspace):
+            writer.writerow([
+                event.id, event.occurred_at.astimezone(UTC).isoformat(), event.action, event.ref_type,
+                event.ref_id or "", event.actor_type, event.actor_label,
+                tenant_names.get(event.tenant_id, event.tenant_id or ""),
+                json.dumps(event.field_deltas, sort_keys=True), json.dumps(event.context, sort_keys=True),
+                event.ip or "", event.user_agent or "", "yes" if event.is_privileged else "no", event.chain_seq,
+                event.row_hash])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    response = Response(stream_with_context(rows()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/audit/export.csv")
+@console_required("audit.export")
+def export():
+    actor = current_actor()
+    tenants = list_tenants(actor=actor)
+    privileged_only = request.args.get("privileged") == "1"
+    form, filters = parse_filters(request.args, [(str(t.id), t.name) for t in tenants],
+                                  privileged_only=privileged_only)
+    if filters is None:
+        return render("audit/index.html", status=400, form=form, page=None, title="Audit trail",
+                      endpoint="audit.index", privileged_only=privileged_only, tenant_names={}, ref_url=ref_url,
+                      args={}, **CONSOLE_ENDPOINTS)
+    service.record(actor=actor, action="read", ref_type="audit_export", ref_id=None,
+                   context={"format": "csv", "filters": filters.as_query_args(), "privileged_only": privileged_only})
+    db.session.commit()
+    return csv_response(actor=actor, filters=filters, tenant_names={t.id: t.name for t in tenants},
+                        platform_view=False, filename="audit-events.csv")

@@ -1,0 +1,241 @@
+"""Recording governed actions and reading them back.
+
+`record` adds the event to the caller's transaction, so the change and its audit row commit or
+roll back together (halt on audit failure). The database fills in the hash chain; `verify_chain`
+recomputes it and names the first row that does not match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from app.actors import Actor
+from app.audit.models import AUDIT_ACTIONS, AuditEvent
+from app.errors import NotAllowed
+from app.extensions import db
+
+PRIVILEGED_ACTIONS = frozenset({"break_glass", "approve", "reject"})
+PRIVILEGED_REF_TYPES = frozenset({"membership", "platform_user", "service_account", "api_token"})
+SECRET_MARKERS = ("password", "secret", "token", "authorization", "cookie", "api_key")
+CONTEXT_VALUE_LIMIT = 500
+PAGE_SIZE = 50
+
+
+def is_privileged(action: str, ref_type: str) -> bool:
+    """Role changes, break-glass, approvals and runbooks: what the privileged-changes view shows."""
+    return (action in PRIVILEGED_ACTIONS or action.startswith("platform.ops.runbooks.")
+            or ref_type in PRIVILEGED_REF_TYPES)
+
+
+def minimal_context(context: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep audit context small and free of secrets: drop secret-looking keys, cut long values."""
+
+    def clean(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, dict):
+            if depth > 3:
+                return "…"
+            return {str(k): clean(v, depth + 1) for k, v in value.items()
+                    if not any(marker in str(k).lower() for marker in SECRET_MARKERS)}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, depth + 1) for v in list(value)[:50]]
+        if isinstance(value, str) and len(value) > CONTEXT_VALUE_LIMIT:
+            return value[:CONTEXT_VALUE_LIMIT] + "…"
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+    return clean(context or {})
+
+
+def record(*, actor: Actor, action: str, ref_type: str, ref_id: object | None = None,
+           workspace_id: int | None = None, tenant_id: int | None = None,
+           field_deltas: dict[str, Any] | None = None, context: dict[str, Any] | None = None,
+           occurred_at: datetime | None = None) -> AuditEvent:
+    """Add one audit event to the current transaction (the caller commits)."""
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    event = AuditEvent(
+        workspace_id=workspace_id if workspace_id is not None else actor.workspace_id,
+        tenant_id=tenant_id,
+        action=action,
+        ref_type=ref_type,
+        ref_id=None if ref_id is None else str(ref_id),
+        actor_type=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        field_deltas=minimal_context(field_deltas),
+        context=minimal_context(context),
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:512] or None,
+        is_privileged=is_privileged(action, ref_type),
+        occurred_at=occurred_at,
+    )
+    db.session.add(event)
+    return event
+
+
+def deltas(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """Field → [old, new] for the fields that changed."""
+    return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str | None = None
+    action: str | None = None
+    ref_type: str | None = None
+    ref_id: str | None = None
+    tenant_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    privileged_only: bool = False
+
+    def as_query_args(self) -> dict[str, str]:
+        args = {
+            "actor": self.actor, "action": self.action, "ref_type": self.ref_type, "ref_id": self.ref_id,
+            "tenant": self.tenant_id, "since": self.since.strftime("%Y-%m-%dT%H:%M") if self.since else None,
+            "until": self.until.strftime("%Y-%m-%dT%H:%M") if self.until else None,
+        }
+        return {k: str(v) for k, v in args.items() if v not in (None, "")}
+
+
+@dataclass
+class AuditPage:
+    events: list[AuditEvent]
+    older_cursor: int | None = None  # pass as before= for the next (older) page
+    newer_cursor: int | None = None  # pass as after= for the previous (newer) page
+    filters: AuditFilters = field(default_factory=AuditFilters)
+
+
+def _filtered(actor: Actor, filters: AuditFilters, *, platform_view: bool, workspace: str | None = None):
+    """The filtered query. `workspace` (platform view only): a workspace id, "platform" or None for all."""
+    if not (actor.can("system.audit.view") if platform_view else actor.can("audit.view")):
+        raise NotAllowed("Your role does not include the audit views.")
+    query = select(AuditEvent)
+    if not platform_view:
+        query = query.where(AuditEvent.workspace_id == actor.workspace_id)
+    elif workspace == "platform":
+        query = query.where(AuditEvent.workspace_id.is_(None))
+    elif workspace:
+        query = query.where(AuditEvent.workspace_id == int(workspace))
+    if filters.actor:
+        query = query.where(AuditEvent.actor_label == filters.actor)
+    if filters.action:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.ref_type:
+        query = query.where(AuditEvent.ref_type == filters.ref_type)
+    if filters.ref_id:
+        query = query.where(AuditEvent.ref_id == filters.ref_id)
+    if filters.tenant_id is not None:
+        query = query.where(AuditEvent.tenant_id == filters.tenant_id)
+    if filters.since:
+        query = query.where(AuditEvent.occurred_at >= filters.since)
+    if filters.until:
+        query = query.where(AuditEvent.occurred_at < filters.until)
+    if filters.privileged_only:
+        query = query.where(AuditEvent.is_privileged)
+    return query
+
+
+def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = None, after: int | None = None,
+                limit: int = PAGE_SIZE, platform_view: bool = False, workspace: str | None = None) -> AuditPage:
+    """One page of events, newest first, by keyset on id (`before` = older page, `after` = newer)."""
+    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace)
+    if after is not None:
+        rows = db.session.scalars(query.where(AuditEvent.id > after)
+                                  .order_by(AuditEvent.id.asc()).limit(limit + 1)).all()
+        has_newer = len(rows) > limit
+        events = list(reversed(rows[:limit]))
+        return AuditPage(events=events, filters=filters,
+                         newer_cursor=events[0].id if has_newer and events else None,
+                         older_cursor=events[-1].id if events else None)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
+    events = list(rows[:limit])
+    return AuditPage(events=events, filters=filters,
+                     older_cursor=events[-1].id if len(rows) > limit else None,
+                     newer_cursor=events[0].id if before is not None and events else None)
+
+
+def iter_events(*, actor: Actor, filters: AuditFilters, platform_view: bool = False, workspace: str | None = None,
+                batch: int = 2000) -> Iterator[AuditEvent]:
+    """Every matching event, newest first, fetched in keyset batches (for CSV export)."""
+    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace)
+    cursor = None
+    while True:
+        page = query if cursor is None else query.where(AuditEvent.id < cursor)
+        rows = db.session.scalars(page.order_by(AuditEvent.id.desc()).limit(batch)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        cursor = rows[-1].id
+        db.session.expunge_all()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    workspace_id: int | None
+    event_id: int
+    chain_seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events_checked: int
+    chains_checked: int
+    breaks: list[ChainBreak]
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+
+_VERIFY_SQL = """
+WITH chain AS (
+    SELECT e.id, e.workspace_id, e.chain_seq, e.prev_hash, e.row_hash,
+           audit_event_digest(e) AS recomputed,
+           lag(e.row_hash) OVER w AS previous_hash,
+           lag(e.chain_seq) OVER w AS previous_seq
+    FROM audit_events e
+    {where}
+    WINDOW w AS (PARTITION BY coalesce(e.workspace_id, 0) ORDER BY e.chain_seq)
+), checked AS (
+    SELECT count(*) AS events, count(DISTINCT coalesce(workspace_id, 0)) AS chains FROM chain
+), broken AS (
+    SELECT DISTINCT ON (coalesce(workspace_id, 0)) workspace_id, id, chain_seq,
+           CASE WHEN chain_seq <> coalesce(previous_seq, 0) + 1 THEN 'events missing before this one'
+                WHEN prev_hash <> coalesce(previous_hash, repeat('0', 64)) THEN 'link to the previous event broken'
+                ELSE 'event altered after it was written' END AS reason
+    FROM chain
+    WHERE recomputed <> row_hash
+       OR prev_hash <> coalesce(previous_hash, repeat('0', 64))
+       OR chain_seq <> coalesce(previous_seq, 0) + 1
+    ORDER BY coalesce(workspace_id, 0), chain_seq
+)
+SELECT c.events, c.chains, b.workspace_id, b.id, b.chain_seq, b.reason
+FROM checked c LEFT JOIN broken b ON true
+ORDER BY b.workspace_id NULLS FIRST, b.chain_seq
+"""
+
+
+def verify_chain(*, workspace_id: int | None = None, platform_chain: bool = False) -> ChainReport:
+    """Recompute every hash of one chain (or all chains) and report the first break of each."""
+    if workspace_id is not None:
+        where, params = "WHERE coalesce(e.workspace_id, 0) = :key", {"key": workspace_id}
+    elif platform_chain:
+        where, params = "WHERE e.workspace_id IS NULL", {}
+    else:
+        where, params = "", {}
+    rows = db.session.execute(text(_VERIFY_SQL.format(where=where)), params).all()
+    events = rows[0].events if rows else 0
+    chains = rows[0].chains if rows else 0
+    breaks = [ChainBreak(workspace_id=r.workspace_id, event_id=r.id, chain_seq=r.chain_seq, reason=r.reason)
+              for r in rows if r.id is not None]
+    return ChainReport(events_checked=events, chains_checked=chains, breaks=breaks)

@@ -1,0 +1,5 @@
+"""The /system console of platform operators: sign-in, break-glass, platform audit, runbooks."""
+
+from flask import Blueprint
+
+bp = Blueprint("system", __name__, url_prefix="/system")

@@ -1,0 +1,96 @@
+"""Template globals and filters: navigation, capability checks, dates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Flask, current_app, g, request, url_for
+from flask_login import current_user
+
+from app.workspaces.roles import PLATFORM_ROLES, ROLES
+
+# (label, endpoint, capability): areas appear in the navigation once their blueprint exists
+CONSOLE_NAV = [
+    ("Home", "console.home", None),
+    ("Board", "incidents.board", "incidents.view"),
+    ("Problems", "problems.index", "problems.view"),
+    ("Changes", "changes.index", "changes.view"),
+    ("Knowledge", "knowledge.index", "knowledge.view"),
+    ("Reviews", "reviews.index", "reviews.view"),
+    ("Reports", "reports.index", "reports.view"),
+    ("Audit", "audit.index", "audit.view"),
+    ("Members", "workspaces.members", "members.view"),
+]
+SYSTEM_NAV = [
+    ("Overview", "system.home", None),
+    ("Runbooks", "system.runbooks", "system.runbooks.view"),
+    ("Runs", "system.runs", "system.runbooks.view"),
+    ("Service health", "system.health", "system.use"),
+    ("Audit", "system.audit", "system.audit.view"),
+]
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    active: bool
+
+
+def _actor_can(capability: str) -> bool:
+    from app.auth.guards import current_actor
+
+    return current_user.is_authenticated and current_actor().can(capability)
+
+
+def nav_items() -> list[NavItem]:
+    if not current_user.is_authenticated:
+        return []
+    spec = SYSTEM_NAV if current_user.is_platform else CONSOLE_NAV
+    rules = current_app.view_functions
+    items = []
+    for label, endpoint, capability in spec:
+        if endpoint not in rules or (capability and not _actor_can(capability)):
+            continue
+        url = url_for(endpoint)
+        active = request.endpoint == endpoint or (
+            request.blueprint == endpoint.split(".")[0] and endpoint.split(".")[0] not in {"console", "system"})
+        items.append(NavItem(label=label, url=url, active=active))
+    return items
+
+
+def switcher_choices():
+    if "switcher_choices" not in g:
+        from app.auth.service import switcher_choices as load
+
+        g.switcher_choices = load(user_id=current_user.id)
+    return g.switcher_choices
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def minutes_left(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    minutes = max(0, int((value - datetime.now(UTC)).total_seconds() // 60))
+    return f"{minutes} min"
+
+
+def role_label(role: str | None) -> str:
+    return ROLES.get(role or "", PLATFORM_ROLES.get(role or "", role or ""))
+
+
+def init_templating(app: Flask) -> None:
+    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, switcher_choices=switcher_choices)
+    app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label)
+
+    @app.context_processor
+    def _area():
+        if request.blueprint == "system":
+            return {"area": "system"}
+        return {}

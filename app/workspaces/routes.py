@@ -1,0 +1,98 @@
+"""Workspace admin: members, their roles and tenant limits, and tenants."""
+
+from flask import flash, request, url_for
+
+from app.auth.guards import console_required, current_actor
+from app.errors import NotAllowed, ValidationFailed
+from app.htmx import redirect_to, render
+from app.workspaces import bp, service
+from app.workspaces.forms import AddMemberForm, MemberForm, TenantForm
+from app.workspaces.roles import ROLES
+
+
+def _tenant_choices(actor):
+    return [(t.id, t.name) for t in service.list_tenants(actor=actor)]
+
+
+def _members_page(add_form=None, status=200):
+    actor = current_actor()
+    q = request.args.get("q", "").strip()[:100] or None
+    role = request.args.get("role") if request.args.get("role") in ROLES else None
+    page = service.list_members(actor=actor, q=q, role=role, after=request.args.get("after") or None)
+    choices = _tenant_choices(actor)
+    if add_form is None:
+        add_form = AddMemberForm()
+    add_form.tenant_ids.choices = choices
+    return render("workspaces/members.html", block="results", status=status, page=page, q=q or "", role=role,
+                  add_form=add_form, tenant_choices=choices, roles=ROLES)
+
+
+@bp.get("/workspace/members")
+@console_required("members.view")
+def members():
+    return _members_page()
+
+
+@bp.post("/workspace/members")
+@console_required("members.manage")
+def add_member():
+    form = AddMemberForm()
+    form.tenant_ids.choices = _tenant_choices(current_actor())
+    if form.validate_on_submit():
+        try:
+            membership = service.add_member(actor=current_actor(), email=form.email.data, name=form.name.data,
+                                            role=form.role.data, tenant_ids=form.tenant_ids.data or [],
+                                            password=form.password.data)
+        except ValidationFailed as problem:
+            for field, message in problem.fields.items():
+                getattr(form, field, form.email).errors.append(message)
+            form.form_errors.append(problem.message)
+        else:
+            flash(f"{membership.user.email} is now a member ({ROLES[membership.role]}).", "success")
+            return redirect_to(url_for("workspaces.members"))
+    return _members_page(add_form=form, status=422)
+
+
+@bp.post("/workspace/members/<int:membership_id>")
+@console_required("members.manage")
+def change_member(membership_id: int):
+    form = MemberForm()
+    form.tenant_ids.choices = _tenant_choices(current_actor())
+    if not form.validate():
+        raise ValidationFailed("Choose a role.", fields={k: "; ".join(v) for k, v in form.errors.items()})
+    membership = service.change_member(actor=current_actor(), membership_id=membership_id, role=form.role.data,
+                                       tenant_ids=form.tenant_ids.data or [])
+    flash(f"Saved {membership.user.email}: {ROLES[membership.role]}.", "success")
+    return redirect_to(url_for("workspaces.members", q=request.args.get("q") or None))
+
+
+@bp.post("/workspace/members/<int:membership_id>/remove")
+@console_required("members.manage")
+def remove_member(membership_id: int):
+    service.remove_member(actor=current_actor(), membership_id=membership_id)
+    flash("The member was removed from this workspace.", "success")
+    return redirect_to(url_for("workspaces.members"))
+
+
+@bp.route("/workspace/tenants", methods=["GET", "POST"])
+@console_required("members.view")
+def tenants():
+    actor = current_actor()
+    form = TenantForm()
+    status = 200
+    if request.method == "POST":
+        if not actor.can("tenants.manage"):
+            raise NotAllowed("Only workspace admins add tenants.")
+        if form.validate_on_submit():
+            try:
+                tenant = service.create_tenant(actor=actor, slug=form.slug.data, name=form.name.data)
+            except ValidationFailed as problem:
+                for field, message in problem.fields.items():
+                    getattr(form, field).errors.append(message)
+                status = 422
+            else:
+                flash(f"Tenant {tenant.name} added.", "success")
+                return redirect_to(url_for("workspaces.tenants"))
+        else:
+            status = 422
+    return render("workspaces/tenants.html", status=status, tenants=service.list_tenants(actor=actor), form=form)

@@ -1,0 +1,38 @@
+"""`flask --app wsgi worker`: an RQ worker on every Opsdesk queue, with the scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+from rq import SimpleWorker, Worker
+
+from app.extensions import db, get_redis
+from jobs.context import set_app
+from jobs.queues import all_queues
+from jobs.schedule import book_all
+
+log = logging.getLogger(__name__)
+
+
+class OpsdeskWorker(Worker):
+    """A forking worker whose work horse never reuses the parent's database connections."""
+
+    def main_work_horse(self, job, queue):
+        # connections inherited across fork() must not be used by two processes
+        db.engine.dispose(close=False)
+        return super().main_work_horse(job, queue)
+
+
+def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, with_scheduler: bool = True,
+               name: str | None = None) -> bool:
+    set_app(app)
+    worker_class = SimpleWorker if simple else OpsdeskWorker
+    with app.app_context():
+        queues = all_queues()
+        worker = worker_class(queues, connection=get_redis(), name=name)
+        log.info("worker %s on %s (pid %s)", worker.name, ", ".join(q.name for q in queues), os.getpid())
+        if with_scheduler:
+            book_all()
+        return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
