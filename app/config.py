@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +85,8 @@ class Config:
             if not self.EMBEDDED:
                 raise ConfigError("SECRET_KEY is not set: production (DATABASE_URL set) needs a long random SECRET_KEY")
             secret = _instance_secret(self.INSTANCE_DIR)
-        if len(secret) < 16:
-            raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
+        if len(secret) < 32:
+            raise ConfigError("SECRET_KEY is too short: use at least 32 random characters")
         self.SECRET_KEY = secret
         self.JWT_SECRET_KEY = env.get("JWT_SECRET_KEY", "").strip() or secret
 
@@ -132,7 +132,7 @@ class TestConfig(Config):
     def __init__(self, *, database_url: str, redis_url: str, redis_prefix: str) -> None:
         env = {k: v for k, v in os.environ.items() if k.startswith("OPSDESK_") and k != "OPSDESK_REDIS_PREFIX"}
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url,
-                   SECRET_KEY="test-secret-key-not-for-production")
+                   SECRET_KEY="test-secret-key-not-for-production-" + "0123456789abcdef" * 2)
         super().__init__(env)
         self.REDIS_KEY_PREFIX = redis_prefix
         self.RQ_QUEUE_PREFIX = redis_prefix

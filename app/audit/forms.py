@@ -12,11 +12,11 @@ class AuditFilterForm(FlaskForm):
         csrf = False
 
     actor = StringField("Actor", validators=[Optional(), Length(max=254)])
-    action = SelectField("Action", choices=[("", "Any action")] + [(a, a) for a in AUDIT_ACTIONS],
+    action = SelectField("Action", choices={"": "Any action", **{a: a for a in AUDIT_ACTIONS}},
                          validators=[Optional()])
     ref_type = StringField("Reference type", validators=[Optional(), Length(max=40)])
     ref_id = StringField("Reference id", validators=[Optional(), Length(max=64)])
-    tenant = SelectField("Tenant", choices=[("", "Any tenant")], validators=[Optional()], validate_choice=True)
+    tenant = SelectField("Tenant", choices={"": "Any tenant"}, validators=[Optional()], validate_choice=True)
     since = DateTimeLocalField("From (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
     until = DateTimeLocalField("Until (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()])
 

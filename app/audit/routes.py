@@ -7,7 +7,7 @@ import io
 import json
 from datetime import UTC
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request
 from werkzeug.datastructures import MultiDict
 
 from app.audit import bp, service
@@ -17,6 +17,7 @@ from app.auth.guards import console_required, current_actor
 from app.extensions import db
 from app.htmx import render
 from app.paging import cursor_arg
+from app.tenancy import apply_scope
 from app.workspaces.service import list_tenants
 
 CONSOLE_ENDPOINTS = dict(all_endpoint="audit.index", privileged_endpoint="audit.privileged",
@@ -25,10 +26,10 @@ CSV_COLUMNS = ["id", "occurred_at", "action", "ref_type", "ref_id", "actor_type"
                "field_deltas", "context", "ip", "user_agent", "privileged", "chain_seq", "row_hash"]
 
 
-def parse_filters(args: MultiDict, tenant_choices: list[tuple[str, str]], *, privileged_only: bool = False):
+def parse_filters(args: MultiDict, tenant_choices: dict[str, str], *, privileged_only: bool = False):
     """(form, filters or None when the query string is not valid)."""
     form = AuditFilterForm(formdata=args)
-    form.tenant.choices = [("", "Any tenant")] + tenant_choices
+    form.tenant.choices = {"": "Any tenant", **tenant_choices}
     if not form.validate():
         return form, None
     filters = service.AuditFilters(
@@ -44,7 +45,7 @@ def parse_filters(args: MultiDict, tenant_choices: list[tuple[str, str]], *, pri
 def _view(*, privileged_only: bool, endpoint: str, title: str):
     actor = current_actor()
     tenants = list_tenants(actor=actor)
-    form, filters = parse_filters(request.args, [(str(t.id), t.name) for t in tenants],
+    form, filters = parse_filters(request.args, {str(t.id): t.name for t in tenants},
                                   privileged_only=privileged_only)
     page, status = None, 200
     if filters is None:
@@ -70,7 +71,15 @@ def privileged():
 
 def csv_response(*, actor, filters, tenant_names: dict[int, str], platform_view: bool, filename: str,
                  workspace: str | None = None) -> Response:
+    app = current_app._get_current_object()
+
     def rows():
+        # the request's context is gone while the body streams: open one, with the same scope
+        with app.app_context():
+            apply_scope(db.session, actor.scope)
+            yield from write_rows()
+
+    def write_rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
@@ -89,7 +98,7 @@ def csv_response(*, actor, filters, tenant_names: dict[int, str], platform_view:
                 buffer.truncate()
         yield buffer.getvalue()
 
-    response = Response(stream_with_context(rows()), mimetype="text/csv")
+    response = Response(rows(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -100,7 +109,7 @@ def export():
     actor = current_actor()
     tenants = list_tenants(actor=actor)
     privileged_only = request.args.get("privileged") == "1"
-    form, filters = parse_filters(request.args, [(str(t.id), t.name) for t in tenants],
+    form, filters = parse_filters(request.args, {str(t.id): t.name for t in tenants},
                                   privileged_only=privileged_only)
     if filters is None:
         return render("audit/index.html", status=400, form=form, page=None, title="Audit trail",

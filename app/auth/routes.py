@@ -17,25 +17,35 @@ def begin_session(token: str) -> None:
     login_user(service.load_signed_in(token))
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    if current_user.is_authenticated and not current_user.is_platform:
-        return redirect_to(url_for("console.home"))
+def sign_in_view(*, sign_in, realm: str, home: str, already_signed_in: bool):
+    """The sign-in form of the console or /system: same throttle, same answers, new session."""
+    if already_signed_in:
+        return redirect_to(home)
     form = SignInForm(next=request.args.get("next", ""))
-    status = 200
+    status, retry_after = 200, None
     if form.validate_on_submit():
         try:
-            token = service.sign_in(email=form.email.data, password=form.password.data, ip=client_ip(),
-                                    user_agent=request.headers.get("User-Agent"))
+            token = sign_in(email=form.email.data, password=form.password.data, ip=client_ip(),
+                            user_agent=request.headers.get("User-Agent"))
         except (Unauthenticated, TooManyRequests, ServiceUnavailable) as refusal:
             form.form_errors.append(refusal.message)
-            status = refusal.status
+            status, retry_after = refusal.status, getattr(refusal, "retry_after", None)
         else:
             begin_session(token)
-            return redirect_to(safe_next(form.next.data, url_for("console.home")))
+            return redirect_to(safe_next(form.next.data, home))
     elif request.method == "POST":
         status = 400 if form.csrf_token.errors else 422
-    return render("auth/login.html", form=form, status=status, realm="console")
+    response = render("auth/login.html", form=form, status=status, realm=realm,
+                      area="system" if realm == "system" else "public")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    return sign_in_view(sign_in=service.sign_in, realm="console", home=url_for("console.home"),
+                        already_signed_in=current_user.is_authenticated and not current_user.is_platform)
 
 
 @bp.post("/logout")

@@ -13,4 +13,4 @@ class BreakGlassForm(FlaskForm):
 
 
 class PlatformAuditFilterForm(AuditFilterForm):
-    workspace = SelectField("Workspace", choices=[("", "All chains")], validators=[Optional()])
+    workspace = SelectField("Workspace", choices={"": "All chains"}, validators=[Optional()])

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask import flash, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 
 from app.audit import service as audit_service
 from app.audit.links import ref_url
 from app.audit.routes import csv_response
 from app.auth import service as auth_service
-from app.auth.forms import SignInForm
 from app.auth.guards import client_ip, current_actor, system_required
-from app.errors import ServiceUnavailable, TooManyRequests, Unauthenticated, ValidationFailed
+from app.auth.routes import sign_in_view
+from app.errors import ValidationFailed
 from app.extensions import db
-from app.htmx import redirect_to, render, safe_next
+from app.htmx import redirect_to, render
 from app.paging import cursor_arg
 from app.system import bp
 from app.system.forms import BreakGlassForm, PlatformAuditFilterForm
@@ -27,25 +27,8 @@ SYSTEM_ENDPOINTS = dict(all_endpoint="system.audit", privileged_endpoint="system
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if current_user.is_authenticated and current_user.is_platform:
-        return redirect_to(url_for("system.home"))
-    form = SignInForm(next=request.args.get("next", ""))
-    status = 200
-    if form.validate_on_submit():
-        try:
-            token = auth_service.sign_in_platform(email=form.email.data, password=form.password.data,
-                                                  ip=client_ip(), user_agent=request.headers.get("User-Agent"))
-        except (Unauthenticated, TooManyRequests, ServiceUnavailable) as refusal:
-            form.form_errors.append(refusal.message)
-            status = refusal.status
-        else:
-            session.clear()
-            session.permanent = True
-            login_user(auth_service.load_signed_in(token))
-            return redirect_to(safe_next(form.next.data, url_for("system.home")))
-    elif request.method == "POST":
-        status = 400 if form.csrf_token.errors else 422
-    return render("auth/login.html", form=form, status=status, realm="system", area="system")
+    return sign_in_view(sign_in=auth_service.sign_in_platform, realm="system", home=url_for("system.home"),
+                        already_signed_in=current_user.is_authenticated and current_user.is_platform)
 
 
 @bp.post("/logout")
@@ -92,8 +75,8 @@ def end_break_glass():
 
 def _platform_filters(privileged_only: bool):
     form = PlatformAuditFilterForm(formdata=request.args)
-    form.workspace.choices = [("", "All chains"), ("platform", "Platform (no workspace)")] + workspace_choices()
-    form.tenant.choices = [("", "Any tenant")]
+    form.workspace.choices = {"": "All chains", "platform": "Platform (no workspace)", **workspace_choices()}
+    form.tenant.choices = {"": "Any tenant"}
     if not form.validate():
         return form, None, None
     workspace = form.workspace.data or None

@@ -31,5 +31,5 @@ def overview(*, actor: Actor) -> PlatformOverview:
                             platform_users=db.session.scalar(select(func.count()).select_from(PlatformUser)))
 
 
-def workspace_choices() -> list[tuple[str, str]]:
-    return [(str(w.id), w.name) for w in db.session.scalars(select(Workspace).order_by(Workspace.name))]
+def workspace_choices() -> dict[str, str]:
+    return {str(w.id): w.name for w in db.session.scalars(select(Workspace).order_by(Workspace.name))}

@@ -12,7 +12,7 @@ class TenantCheckboxes(SelectMultipleField):
 
 
 class MemberForm(FlaskForm):
-    role = SelectField("Role", choices=list(ROLES.items()), validators=[DataRequired()])
+    role = SelectField("Role", choices=dict(ROLES), validators=[DataRequired()])
     tenant_ids = TenantCheckboxes("Limit to tenants (none ticked = all tenants)", coerce=int,
                                   validate_choice=False)
 

@@ -11,7 +11,7 @@ from app.workspaces.roles import ROLES
 
 
 def _tenant_choices(actor):
-    return [(t.id, t.name) for t in service.list_tenants(actor=actor)]
+    return {t.id: t.name for t in service.list_tenants(actor=actor)}
 
 
 def _members_page(add_form=None, status=200):

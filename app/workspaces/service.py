@@ -161,7 +161,7 @@ def add_member(*, actor: Actor, email: str, name: str | None, role: str, tenant_
     elif db.session.scalar(select(func.count()).select_from(Membership).where(
             Membership.user_id == user.id, Membership.workspace_id == actor.workspace_id)):
         raise ValidationFailed(f"{email} is already a member.", fields={"email": "Already a member."})
-    membership = Membership(user_id=user.id, workspace_id=actor.workspace_id, role=role)
+    membership = Membership(user=user, workspace_id=actor.workspace_id, role=role)
     _set_tenants(membership, ids)
     db.session.add(membership)
     db.session.flush()
@@ -267,7 +267,7 @@ def create_member_account(*, actor: Actor, email: str, password: str, name: str,
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}; one of: {', '.join(ROLES)}.", fields={"role": "unknown"})
     user = create_user(actor=scoped, email=email, name=name, password=password, commit=False)
-    membership = Membership(user_id=user.id, workspace_id=workspace.id, role=role)
+    membership = Membership(user=user, workspace_id=workspace.id, role=role)
     _set_tenants(membership, tuple(sorted(tenant_ids)))
     db.session.add(membership)
     db.session.flush()
