@@ -17,14 +17,19 @@ def wants_fragment() -> bool:
     return bool(hx) and not hx.boosted and not hx.history_restore_request
 
 
-def render(template: str, *, block: str | None = None, status: int = 200, **context) -> Response:
-    """Render the page, or only `block` of it for an HTMX request; `Vary: HX-Request` either way."""
-    if block is not None and wants_fragment():
-        body = render_block(template, block, **context)
-    else:
-        body = render_template(template, **context)
+def render(template: str, *, block: str | None = None, status: int = 200, push_url: str | None = None,
+           **context) -> Response:
+    """Render the page, or only `block` of it for an HTMX request; `Vary: HX-Request` either way.
+
+    `push_url` is the canonical address of what the fragment shows (empty filters left out), so
+    the address bar and the back button follow filtering done with HTMX.
+    """
+    fragment = block is not None and wants_fragment()
+    body = render_block(template, block, **context) if fragment else render_template(template, **context)
     response = make_response(body, status)
     response.vary.add("HX-Request")
+    if fragment and push_url:
+        response.headers["HX-Push-Url"] = push_url
     return response
 
 

@@ -1,6 +1,6 @@
 """Periodic jobs on RQ's scheduler: each run books the next one, under a deterministic job id.
 
-The job id names the time slot (`periodic-<name>-<slot>`) and is enqueued with `unique=True`,
+The job id names the time slot (`<prefix>-periodic-<name>-<slot>`) and is enqueued with `unique=True`,
 so however many workers start or however many runs overlap, each slot runs once. Every worker
 books the next slot of every periodic job when it starts, so a lost booking heals itself.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from rq.exceptions import DuplicateJobError
 
 from jobs.queues import FAILURE_TTL, RESULT_TTL, get_queue
@@ -51,7 +52,8 @@ def periodic(*, name: str, every_seconds: int, queue: str):
 def book_next(job: Periodic, *, now: float | None = None) -> str | None:
     """Schedule the next slot of `job`; returns its id, or None when that slot was already booked."""
     slot = int((now or time.time()) // job.every_seconds) + 1
-    job_id = f"periodic-{job.name}-{slot}"
+    # job ids are global in Redis: the queue prefix keeps deployments (and test runs) apart
+    job_id = f"{current_app.config['RQ_QUEUE_PREFIX']}-periodic-{job.name}-{slot}"
     try:
         get_queue(job.queue).enqueue_at(
             datetime.fromtimestamp(slot * job.every_seconds, UTC), job.func, job_id=job_id, unique=True,

@@ -105,7 +105,7 @@ def app_ctx(app):
 
 
 @pytest.fixture()
-def client(app):
+def client(app, app_ctx):
     return SessionClient(app.test_client())
 
 

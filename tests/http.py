@@ -77,6 +77,7 @@ class _FreshContextClient:
             with self._client.application.app_context():
                 response = attribute(*args, **kwargs)
                 response.get_data()  # run streamed bodies while the context is alive
+                response.close()
                 return response
 
         return call

@@ -7,7 +7,7 @@ import io
 import json
 from datetime import UTC
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from app.audit import bp, service
@@ -52,9 +52,10 @@ def _view(*, privileged_only: bool, endpoint: str, title: str):
         status = 400
     else:
         page = service.list_events(actor=actor, filters=filters, before=cursor_arg("before"), after=cursor_arg("after"))
-    return render("audit/index.html", block="results", status=status, form=form, page=page, title=title,
-                  endpoint=endpoint, privileged_only=privileged_only, tenant_names={t.id: t.name for t in tenants},
-                  ref_url=ref_url, args=filters.as_query_args() if filters else {}, **CONSOLE_ENDPOINTS)
+    args = filters.as_query_args() if filters else {}
+    return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
+                  form=form, page=page, title=title, endpoint=endpoint, privileged_only=privileged_only,
+                  tenant_names={t.id: t.name for t in tenants}, ref_url=ref_url, args=args, **CONSOLE_ENDPOINTS)
 
 
 @bp.get("/audit")

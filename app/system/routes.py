@@ -98,7 +98,8 @@ def _platform_view(*, privileged_only: bool, endpoint: str, title: str):
         page = audit_service.list_events(actor=current_actor(), filters=filters, platform_view=True,
                                  workspace=workspace, before=cursor_arg("before"), after=cursor_arg("after"))
         args = dict(filters.as_query_args(), **({"workspace": workspace} if workspace else {}))
-    return render("audit/index.html", block="results", status=status, form=form, page=page, title=title,
+    return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
+                  form=form, page=page, title=title,
                   endpoint=endpoint, privileged_only=privileged_only, tenant_names={}, ref_url=ref_url, args=args,
                   area="system", **SYSTEM_ENDPOINTS)
 

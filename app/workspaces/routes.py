@@ -24,6 +24,7 @@ def _members_page(add_form=None, status=200):
         add_form = AddMemberForm()
     add_form.tenant_ids.choices = choices
     return render("workspaces/members.html", block="results", status=status, page=page, q=q or "", role=role,
+                  push_url=url_for("workspaces.members", q=q, role=role),
                   add_form=add_form, tenant_choices=choices, roles=ROLES)
 
 
