@@ -106,6 +106,9 @@ class Config:
         # Plain http on localhost is the embedded default's only use; everything else is behind TLS.
         self.SESSION_COOKIE_SECURE = _bool(env, "SESSION_COOKIE_SECURE", not self.EMBEDDED)
         self.PERMANENT_SESSION_LIFETIME = timedelta(hours=_int(env, "OPSDESK_SESSION_HOURS", 12))
+        # the login_sessions row holds the real expiry and idle clock; no need to re-sign the
+        # cookie on every response
+        self.SESSION_REFRESH_EACH_REQUEST = False
         self.SESSION_IDLE_MINUTES = _int(env, "OPSDESK_SESSION_IDLE_MINUTES", 120)
         self.WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
         self.WTF_CSRF_SSL_STRICT = self.SESSION_COOKIE_SECURE

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.actors import Actor
 from app.audit import service as audit
+from app.auth import sessions
 from app.auth.models import PlatformUser, User
 from app.auth.passwords import hash_password, verify_password
 from app.auth.service import create_platform_user
@@ -88,6 +89,7 @@ def load_demo(*, password: str = "demo-password") -> dict:
     members[email] = _ensure_member(actor=actor, workspace_id=workspace.id, email=email, name=name, role=role,
                                     password=password, tenant_ids=[tenant_ids[s] for s in limited_to])
     db.session.commit()
+    sessions.invalidate_workspace_profiles(workspace.id)
 
     platform = {}
     for email, name, role in PLATFORM_PEOPLE:

@@ -76,6 +76,8 @@ class _RegistryProxy(Collector):
 
 
 def init_metrics(app: Flask) -> None:
+    if multiprocess_mode():
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     registry = CollectorRegistry()
     app.extensions["opsdesk_metrics_registry"] = registry
     OpsdeskMetrics(app, registry=registry, group_by="url_rule", buckets=LATENCY_BUCKETS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import Flask, current_app, g, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_login import current_user
 
 from app.workspaces.roles import PLATFORM_ROLES, ROLES
@@ -61,11 +61,7 @@ def nav_items() -> list[NavItem]:
 
 
 def switcher_choices():
-    if "switcher_choices" not in g:
-        from app.auth.service import switcher_choices as load
-
-        g.switcher_choices = load(user_id=current_user.id)
-    return g.switcher_choices
+    return current_user.workspaces if current_user.is_authenticated and not current_user.is_platform else []
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -86,7 +82,10 @@ def role_label(role: str | None) -> str:
 
 
 def init_templating(app: Flask) -> None:
-    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, switcher_choices=switcher_choices)
+    from app.audit.display import changes_html, ref_url
+
+    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, switcher_choices=switcher_choices,
+                                 changes_html=changes_html, ref_url=ref_url)
     app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label)
 
     @app.context_processor

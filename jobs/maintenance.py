@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.auth.service import prune_login_sessions
+from app.auth.sessions import prune_login_sessions
 from jobs.context import with_app_context
 from jobs.schedule import periodic
 

@@ -8,17 +8,16 @@ import json
 from datetime import UTC
 
 from flask import Response, current_app, request, url_for
+from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from app.audit import bp, service
 from app.audit.forms import AuditFilterForm
-from app.audit.links import ref_url
 from app.auth.guards import console_required, current_actor
 from app.extensions import db
 from app.htmx import render
 from app.paging import cursor_arg
 from app.tenancy import apply_scope
-from app.workspaces.service import list_tenants
 
 CONSOLE_ENDPOINTS = dict(all_endpoint="audit.index", privileged_endpoint="audit.privileged",
                          export_endpoint="audit.export")
@@ -42,10 +41,15 @@ def parse_filters(args: MultiDict, tenant_choices: dict[str, str], *, privileged
     return form, filters
 
 
+def _tenant_names() -> dict[int, str]:
+    """The tenants in the caller's view, from the signed-in session (no extra query)."""
+    return {tenant_id: name for tenant_id, _, name in current_user.visible_tenants}
+
+
 def _view(*, privileged_only: bool, endpoint: str, title: str):
     actor = current_actor()
-    tenants = list_tenants(actor=actor)
-    form, filters = parse_filters(request.args, {str(t.id): t.name for t in tenants},
+    tenant_names = _tenant_names()
+    form, filters = parse_filters(request.args, {str(k): v for k, v in tenant_names.items()},
                                   privileged_only=privileged_only)
     page, status = None, 200
     if filters is None:
@@ -55,7 +59,7 @@ def _view(*, privileged_only: bool, endpoint: str, title: str):
     args = filters.as_query_args() if filters else {}
     return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
                   form=form, page=page, title=title, endpoint=endpoint, privileged_only=privileged_only,
-                  tenant_names={t.id: t.name for t in tenants}, ref_url=ref_url, args=args, **CONSOLE_ENDPOINTS)
+                  tenant_names=tenant_names, args=args, **CONSOLE_ENDPOINTS)
 
 
 @bp.get("/audit")
@@ -108,16 +112,16 @@ def csv_response(*, actor, filters, tenant_names: dict[int, str], platform_view:
 @console_required("audit.export")
 def export():
     actor = current_actor()
-    tenants = list_tenants(actor=actor)
+    tenant_names = _tenant_names()
     privileged_only = request.args.get("privileged") == "1"
-    form, filters = parse_filters(request.args, {str(t.id): t.name for t in tenants},
+    form, filters = parse_filters(request.args, {str(k): v for k, v in tenant_names.items()},
                                   privileged_only=privileged_only)
     if filters is None:
         return render("audit/index.html", status=400, form=form, page=None, title="Audit trail",
-                      endpoint="audit.index", privileged_only=privileged_only, tenant_names={}, ref_url=ref_url,
+                      endpoint="audit.index", privileged_only=privileged_only, tenant_names={},
                       args={}, **CONSOLE_ENDPOINTS)
     service.record(actor=actor, action="read", ref_type="audit_export", ref_id=None,
                    context={"format": "csv", "filters": filters.as_query_args(), "privileged_only": privileged_only})
     db.session.commit()
-    return csv_response(actor=actor, filters=filters, tenant_names={t.id: t.name for t in tenants},
+    return csv_response(actor=actor, filters=filters, tenant_names=tenant_names,
                         platform_view=False, filename="audit-events.csv")

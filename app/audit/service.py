@@ -106,17 +106,25 @@ class AuditFilters:
 
 @dataclass
 class AuditPage:
-    events: list[AuditEvent]
+    events: list  # rows with the LIST_COLUMNS
     older_cursor: int | None = None  # pass as before= for the next (older) page
     newer_cursor: int | None = None  # pass as after= for the previous (newer) page
     filters: AuditFilters = field(default_factory=AuditFilters)
 
 
-def _filtered(actor: Actor, filters: AuditFilters, *, platform_view: bool, workspace: str | None = None):
+# what the list views show; rows, not ORM objects, since nothing on a list page changes them
+LIST_COLUMNS = (AuditEvent.id, AuditEvent.occurred_at, AuditEvent.action, AuditEvent.ref_type, AuditEvent.ref_id,
+                AuditEvent.actor_type, AuditEvent.actor_label, AuditEvent.workspace_id, AuditEvent.tenant_id,
+                AuditEvent.field_deltas, AuditEvent.context, AuditEvent.ip, AuditEvent.is_privileged)
+EXPORT_COLUMNS = LIST_COLUMNS + (AuditEvent.user_agent, AuditEvent.chain_seq, AuditEvent.row_hash)
+
+
+def _filtered(actor: Actor, filters: AuditFilters, *, platform_view: bool, workspace: str | None = None,
+              columns=LIST_COLUMNS):
     """The filtered query. `workspace` (platform view only): a workspace id, "platform" or None for all."""
     if not (actor.can("system.audit.view") if platform_view else actor.can("audit.view")):
         raise NotAllowed("Your role does not include the audit views.")
-    query = select(AuditEvent)
+    query = select(*columns)
     if not platform_view:
         query = query.where(AuditEvent.workspace_id == actor.workspace_id)
     elif workspace == "platform":
@@ -147,7 +155,7 @@ def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = Non
     """One page of events, newest first, by keyset on id (`before` = older page, `after` = newer)."""
     query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace)
     if after is not None:
-        rows = db.session.scalars(query.where(AuditEvent.id > after)
+        rows = db.session.execute(query.where(AuditEvent.id > after)
                                   .order_by(AuditEvent.id.asc()).limit(limit + 1)).all()
         has_newer = len(rows) > limit
         events = list(reversed(rows[:limit]))
@@ -156,7 +164,7 @@ def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = Non
                          older_cursor=events[-1].id if events else None)
     if before is not None:
         query = query.where(AuditEvent.id < before)
-    rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
+    rows = db.session.execute(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
     events = list(rows[:limit])
     return AuditPage(events=events, filters=filters,
                      older_cursor=events[-1].id if len(rows) > limit else None,
@@ -164,18 +172,17 @@ def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = Non
 
 
 def iter_events(*, actor: Actor, filters: AuditFilters, platform_view: bool = False, workspace: str | None = None,
-                batch: int = 2000) -> Iterator[AuditEvent]:
+                batch: int = 2000) -> Iterator:
     """Every matching event, newest first, fetched in keyset batches (for CSV export)."""
-    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace)
+    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace, columns=EXPORT_COLUMNS)
     cursor = None
     while True:
         page = query if cursor is None else query.where(AuditEvent.id < cursor)
-        rows = db.session.scalars(page.order_by(AuditEvent.id.desc()).limit(batch)).all()
+        rows = db.session.execute(page.order_by(AuditEvent.id.desc()).limit(batch)).all()
         yield from rows
         if len(rows) < batch:
             return
         cursor = rows[-1].id
-        db.session.expunge_all()
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from flask import Flask, g, request, url_for
 from flask_login import current_user
 
 from app.actors import Actor
-from app.auth.service import SignedIn, load_signed_in
-from app.errors import NotAllowed
+from app.auth.sessions import SignedIn, load_signed_in
+from app.errors import NotAllowed, ServiceUnavailable
 from app.extensions import db, login_manager
 from app.htmx import redirect_to
 from app.tenancy import TenantScope, apply_scope
@@ -31,16 +31,26 @@ def current_actor() -> Actor:
     if actor is not None:
         return actor
     person: SignedIn = current_user._get_current_object()  # type: ignore[attr-defined]
-    return person.actor(ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+    cached = g.get("console_actor")
+    if cached is None or cached[0] is not person:
+        cached = (person, person.actor(ip=client_ip(), user_agent=request.headers.get("User-Agent")))
+        g.console_actor = cached
+    return cached[1]
 
 
 def init_login(app: Flask) -> None:
     login_manager.init_app(app)
-    login_manager.session_protection = "basic"
+    # server-side sessions (login_sessions) already bind and revoke; no per-request fingerprinting
+    login_manager.session_protection = None
 
     @login_manager.user_loader
     def _load(token: str):
-        return load_signed_in(token)
+        try:
+            return load_signed_in(token)
+        except ServiceUnavailable:
+            # answer as signed out, so error pages still render; the request itself gets a 503
+            g.session_store_down = True
+            return None
 
     @login_manager.unauthorized_handler
     def _unauthorized():
@@ -54,7 +64,10 @@ def init_login(app: Flask) -> None:
         if request.blueprint not in SCOPED_BLUEPRINTS:
             return
         person = current_user
-        if not person.is_authenticated:
+        signed_in = person.is_authenticated  # loads the session
+        if g.get("session_store_down"):
+            raise ServiceUnavailable("Sessions are unavailable right now (Redis is not answering).")
+        if not signed_in:
             return
         if person.is_platform:
             if request.blueprint == "system":

@@ -3,7 +3,7 @@
 from flask import flash, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app.auth import bp, service
+from app.auth import bp, service, sessions
 from app.auth.forms import SignInForm
 from app.auth.guards import client_ip
 from app.errors import ServiceUnavailable, TooManyRequests, Unauthenticated
@@ -14,7 +14,7 @@ def begin_session(token: str) -> None:
     """A brand-new cookie session for a brand-new server session (no fixation)."""
     session.clear()
     session.permanent = True
-    login_user(service.load_signed_in(token))
+    login_user(sessions.load_signed_in(token))
 
 
 def sign_in_view(*, sign_in, realm: str, home: str, already_signed_in: bool):

@@ -1,7 +1,7 @@
 from flask import flash, request, url_for
 from flask_login import current_user
 
-from app.auth import service as auth_service
+from app.auth import sessions
 from app.auth.guards import console_required, current_actor
 from app.console import bp
 from app.console.service import overview
@@ -25,7 +25,7 @@ def switch():
     except ValueError:
         raise BadRequest("Choose a workspace and tenant from the lists.") from None
     changed_workspace = workspace_id != current_user.workspace_id
-    auth_service.switch_context(person=current_user, workspace_id=workspace_id,
+    sessions.switch_context(person=current_user, workspace_id=workspace_id,
                                 tenant_id=None if changed_workspace else tenant_id)
     flash("Switched workspace." if changed_workspace else "Switched tenant.", "success")
     # a page of another workspace means nothing in the new one: start over at home

@@ -17,7 +17,7 @@ from app.workspaces.models import Membership, Tenant
 class Overview:
     tenants: list[Tenant]
     member_count: int
-    recent_events: list[AuditEvent]
+    recent_events: list  # audit rows
     events_today: int
 
 
@@ -26,7 +26,7 @@ def overview(*, actor: Actor) -> Overview:
                                  .order_by(Tenant.name)).all()
     member_count = db.session.scalar(select(func.count()).select_from(Membership)
                                      .where(Membership.workspace_id == actor.workspace_id))
-    recent: list[AuditEvent] = []
+    recent: list = []
     today = 0
     if actor.can("audit.view"):
         recent = audit.list_events(actor=actor, filters=audit.AuditFilters(), limit=8).events

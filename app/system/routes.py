@@ -8,7 +8,6 @@ from flask import flash, request, session, url_for
 from flask_login import current_user, logout_user
 
 from app.audit import service as audit_service
-from app.audit.links import ref_url
 from app.audit.routes import csv_response
 from app.auth import service as auth_service
 from app.auth.guards import client_ip, current_actor, system_required
@@ -100,7 +99,7 @@ def _platform_view(*, privileged_only: bool, endpoint: str, title: str):
         args = dict(filters.as_query_args(), **({"workspace": workspace} if workspace else {}))
     return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
                   form=form, page=page, title=title,
-                  endpoint=endpoint, privileged_only=privileged_only, tenant_names={}, ref_url=ref_url, args=args,
+                  endpoint=endpoint, privileged_only=privileged_only, tenant_names={}, args=args,
                   area="system", **SYSTEM_ENDPOINTS)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from app.actors import Actor
 from app.audit import service as audit
+from app.auth import sessions
 from app.auth.models import User
 from app.auth.passwords import hash_password, password_problem
 from app.errors import Conflict, NotAllowed, NotFound, ValidationFailed
@@ -89,6 +90,7 @@ def create_tenant(*, actor: Actor, slug: str, name: str, commit: bool = True) ->
                  field_deltas={"slug": [None, slug], "name": [None, name]})
     if commit:
         db.session.commit()
+        sessions.invalidate_workspace_profiles(actor.workspace_id)
     return tenant
 
 
@@ -169,6 +171,7 @@ def add_member(*, actor: Actor, email: str, name: str | None, role: str, tenant_
                  field_deltas={"user": [None, user.email], "role": [None, role],
                                "tenant_ids": [None, list(ids) or "all"]})
     db.session.commit()
+    sessions.invalidate_profiles(sessions.USER, [user.id])
     return membership
 
 
@@ -204,6 +207,7 @@ def change_member(*, actor: Actor, membership_id: int, role: str, tenant_ids: li
     audit.record(actor=actor, action="update", ref_type="membership", ref_id=membership.id,
                  field_deltas=changes, context={"user": membership.user.email})
     db.session.commit()
+    sessions.invalidate_profiles(sessions.USER, [membership.user_id])
     return membership
 
 
@@ -220,6 +224,7 @@ def remove_member(*, actor: Actor, membership_id: int) -> None:
                  context={"user": membership.user.email})
     db.session.delete(membership)
     db.session.commit()
+    sessions.invalidate_profiles(sessions.USER, [membership.user_id])
 
 
 # -- users ------------------------------------------------------------------------------------------
@@ -275,4 +280,5 @@ def create_member_account(*, actor: Actor, email: str, password: str, name: str,
                  field_deltas={"user": [None, user.email], "role": [None, role],
                                "tenant_ids": [None, sorted(tenant_ids) or "all"]})
     db.session.commit()
+    sessions.invalidate_profiles(sessions.USER, [user.id])
     return membership

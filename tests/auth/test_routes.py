@@ -120,13 +120,43 @@ def test_disabled_account_cannot_sign_in(client, world):
     assert client.login(user.email).status_code == 401
 
 
+def _drop_from_redis(app, user_id: int) -> None:
+    """What Redis does when the idle timeout passes (the key expires), or when it restarts."""
+    redis = app.extensions["opsdesk_redis"]
+    for digest in db.session.scalars(select(LoginSession.token_hash).where(LoginSession.user_id == user_id)):
+        redis.delete(f"{app.config['REDIS_KEY_PREFIX']}:session:{digest}")
+
+
 def test_idle_session_expires(app, client, world):
     client.login(world.email("auditor"))
+    ttl = app.extensions["opsdesk_redis"].ttl(
+        f"{app.config['REDIS_KEY_PREFIX']}:session:" + db.session.scalar(select(LoginSession.token_hash).where(
+            LoginSession.user_id == world.users["auditor"].id)))
+    assert 0 < ttl <= app.config["SESSION_IDLE_MINUTES"] * 60
     db.session.execute(LoginSession.__table__.update()
                        .where(LoginSession.user_id == world.users["auditor"].id)
                        .values(last_seen_at=func.now() - func.make_interval(0, 0, 0, 0, 5)))
     db.session.commit()
+    _drop_from_redis(app, world.users["auditor"].id)
     assert client.get("/").status_code == 303
+
+
+def test_a_session_survives_redis_losing_it(app, client, world):
+    client.login(world.email("auditor"))
+    _drop_from_redis(app, world.users["auditor"].id)
+    assert client.get("/").status_code == 200
+
+
+def test_console_pages_fail_closed_while_redis_is_down(app_with_redis, private_redis, world):
+    from tests.http import SessionClient
+
+    client = SessionClient(app_with_redis.test_client())
+    client.login(world.email("auditor"))
+    private_redis.stop()
+    response = client.get("/audit")
+    assert response.status_code == 503 and "Redis" in response.get_data(as_text=True)
+    private_redis.start()
+    assert client.get("/audit").status_code == 200  # the session comes back from PostgreSQL
 
 
 def test_next_parameter_cannot_redirect_off_site(client, world):

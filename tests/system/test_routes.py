@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
+from app.auth import sessions
 from app.auth.models import BreakGlassGrant
 from app.extensions import db
 from tests.conftest import html_has_no_layout
@@ -61,7 +62,17 @@ def test_break_glass_elevates_shows_a_banner_is_audited_and_ends_by_itself(clien
     db.session.execute(update(BreakGlassGrant).where(BreakGlassGrant.platform_user_id == operator.id)
                        .values(expires_at=db.func.now() - db.text("interval '1 second'")))
     db.session.commit()
+    sessions.invalidate_profiles(sessions.PLATFORM, [operator.id])  # the cached profile's minute is up too
     assert 'id="break-glass-banner"' not in client.get("/system/").get_data(as_text=True)
+
+
+def test_elevation_ends_at_its_time_even_from_a_cached_profile():
+    from datetime import UTC, datetime, timedelta
+
+    person = sessions.SignedIn(token="p.1.x", session_id=1, kind="platform_user", id=1, email="o@x", name="o",
+                               role="platform_operator",
+                               break_glass_until=datetime.now(UTC) - timedelta(seconds=1))
+    assert not person.is_break_glass and not person.actor().is_break_glass
 
 
 def test_break_glass_can_be_ended_early(client):

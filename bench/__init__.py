@@ -1,0 +1,1 @@
+"""Opsdesk benchmarks: `python -m bench` (see README.md)."""

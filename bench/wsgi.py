@@ -1,0 +1,7 @@
+"""The application under benchmark: the real one plus the bare baseline routes."""
+
+from app import create_app
+from bench.bare import bp
+
+app = create_app()
+app.register_blueprint(bp)
