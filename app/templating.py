@@ -44,24 +44,31 @@ def _actor_can(capability: str) -> bool:
     return current_user.is_authenticated and current_actor().can(capability)
 
 
+def _nav_url(endpoint: str) -> str:
+    """Navigation targets take no arguments: build each URL once per mount point."""
+    cache = current_app.extensions.setdefault("opsdesk_nav_urls", {})
+    key = (request.script_root, endpoint)
+    if key not in cache:
+        cache[key] = url_for(endpoint)
+    return cache[key]
+
+
 def nav_items() -> list[NavItem]:
-    if not current_user.is_authenticated:
+    person = current_user._get_current_object()
+    if not person.is_authenticated:
         return []
-    spec = SYSTEM_NAV if current_user.is_platform else CONSOLE_NAV
+    from app.auth.guards import current_actor
+
+    actor = current_actor()
     rules = current_app.view_functions
     items = []
-    for label, endpoint, capability in spec:
-        if endpoint not in rules or (capability and not _actor_can(capability)):
+    for label, endpoint, capability in SYSTEM_NAV if person.is_platform else CONSOLE_NAV:
+        if endpoint not in rules or (capability and not actor.can(capability)):
             continue
-        url = url_for(endpoint)
-        active = request.endpoint == endpoint or (
-            request.blueprint == endpoint.split(".")[0] and endpoint.split(".")[0] not in {"console", "system"})
-        items.append(NavItem(label=label, url=url, active=active))
+        area = endpoint.split(".")[0]
+        active = request.endpoint == endpoint or (request.blueprint == area and area not in {"console", "system"})
+        items.append(NavItem(label=label, url=_nav_url(endpoint), active=active))
     return items
-
-
-def switcher_choices():
-    return current_user.workspaces if current_user.is_authenticated and not current_user.is_platform else []
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -84,12 +91,16 @@ def role_label(role: str | None) -> str:
 def init_templating(app: Flask) -> None:
     from app.audit.display import changes_html, ref_url
 
-    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, switcher_choices=switcher_choices,
+    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can,
                                  changes_html=changes_html, ref_url=ref_url)
     app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label)
 
     @app.context_processor
-    def _area():
+    def _layout_context():
+        # `person` is the signed-in person itself (or None): cheaper than going through the
+        # current_user proxy for every use in the layout
+        person = current_user._get_current_object()
+        context = {"person": person if person.is_authenticated else None}
         if request.blueprint == "system":
-            return {"area": "system"}
-        return {}
+            context["area"] = "system"
+        return context

@@ -11,6 +11,7 @@ there is no scope unless one is applied, and queries see everything, as system w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, event, false
@@ -68,8 +69,12 @@ def current_scope(session: Session) -> TenantScope | None:
     return session.info.get(SCOPE_KEY)
 
 
+@functools.lru_cache(maxsize=4096)
 def _scope_options(scope: TenantScope):
-    """Loader criteria for one scope; plain lambdas over ints and tuples so SQLAlchemy caches them."""
+    """Loader criteria for one scope; plain lambdas over ints and tuples so SQLAlchemy caches them.
+
+    Built once per distinct scope: a scope is a small frozen value, and the options are immutable.
+    """
     from app.workspaces.models import Tenant
 
     ws_id, tenant_ids = scope.workspace_id, scope.tenant_ids

@@ -9,10 +9,9 @@ from datetime import UTC
 
 from flask import Response, current_app, request, url_for
 from flask_login import current_user
-from werkzeug.datastructures import MultiDict
 
 from app.audit import bp, service
-from app.audit.forms import AuditFilterForm
+from app.audit.forms import AUDIT_FILTERS, audit_filters
 from app.auth.guards import console_required, current_actor
 from app.extensions import db
 from app.htmx import render
@@ -25,20 +24,11 @@ CSV_COLUMNS = ["id", "occurred_at", "action", "ref_type", "ref_id", "actor_type"
                "field_deltas", "context", "ip", "user_agent", "privileged", "chain_seq", "row_hash"]
 
 
-def parse_filters(args: MultiDict, tenant_choices: dict[str, str], *, privileged_only: bool = False):
-    """(form, filters or None when the query string is not valid)."""
-    form = AuditFilterForm(formdata=args)
-    form.tenant.choices = {"": "Any tenant", **tenant_choices}
-    if not form.validate():
-        return form, None
-    filters = service.AuditFilters(
-        actor=(form.actor.data or "").strip() or None, action=form.action.data or None,
-        ref_type=(form.ref_type.data or "").strip() or None, ref_id=(form.ref_id.data or "").strip() or None,
-        tenant_id=int(form.tenant.data) if form.tenant.data else None,
-        since=form.since.data.replace(tzinfo=UTC) if form.since.data else None,
-        until=form.until.data.replace(tzinfo=UTC) if form.until.data else None,
-        privileged_only=privileged_only)
-    return form, filters
+def parse_filters(args, tenant_names: dict[int, str], *, privileged_only: bool = False):
+    """(parsed filter bar, service filters or None when the query string is not valid)."""
+    choices = {"tenant": {"": "Any tenant", **{str(k): v for k, v in tenant_names.items()}}}
+    parsed = AUDIT_FILTERS.parse(args, choices=choices)
+    return parsed, audit_filters(parsed, privileged_only=privileged_only)
 
 
 def _tenant_names() -> dict[int, str]:
@@ -49,16 +39,15 @@ def _tenant_names() -> dict[int, str]:
 def _view(*, privileged_only: bool, endpoint: str, title: str):
     actor = current_actor()
     tenant_names = _tenant_names()
-    form, filters = parse_filters(request.args, {str(k): v for k, v in tenant_names.items()},
-                                  privileged_only=privileged_only)
+    parsed, filters = parse_filters(request.args, tenant_names, privileged_only=privileged_only)
     page, status = None, 200
     if filters is None:
         status = 400
     else:
         page = service.list_events(actor=actor, filters=filters, before=cursor_arg("before"), after=cursor_arg("after"))
-    args = filters.as_query_args() if filters else {}
+    args = parsed.query_args() if filters else {}
     return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
-                  form=form, page=page, title=title, endpoint=endpoint, privileged_only=privileged_only,
+                  bar=AUDIT_FILTERS, parsed=parsed, page=page, title=title, endpoint=endpoint, privileged_only=privileged_only,
                   tenant_names=tenant_names, args=args, **CONSOLE_ENDPOINTS)
 
 
@@ -114,10 +103,10 @@ def export():
     actor = current_actor()
     tenant_names = _tenant_names()
     privileged_only = request.args.get("privileged") == "1"
-    form, filters = parse_filters(request.args, {str(k): v for k, v in tenant_names.items()},
-                                  privileged_only=privileged_only)
+    parsed, filters = parse_filters(request.args, tenant_names, privileged_only=privileged_only)
     if filters is None:
-        return render("audit/index.html", status=400, form=form, page=None, title="Audit trail",
+        return render("audit/index.html", status=400, bar=AUDIT_FILTERS, parsed=parsed, page=None,
+                      title="Audit trail",
                       endpoint="audit.index", privileged_only=privileged_only, tenant_names={},
                       args={}, **CONSOLE_ENDPOINTS)
     service.record(actor=actor, action="read", ref_type="audit_export", ref_id=None,

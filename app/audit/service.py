@@ -7,12 +7,13 @@ recomputes it and names the first row that does not match.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 
 from app.actors import Actor
 from app.audit.models import AUDIT_ACTIONS, AuditEvent
@@ -119,52 +120,79 @@ LIST_COLUMNS = (AuditEvent.id, AuditEvent.occurred_at, AuditEvent.action, AuditE
 EXPORT_COLUMNS = LIST_COLUMNS + (AuditEvent.user_agent, AuditEvent.chain_seq, AuditEvent.row_hash)
 
 
-def _filtered(actor: Actor, filters: AuditFilters, *, platform_view: bool, workspace: str | None = None,
-              columns=LIST_COLUMNS):
-    """The filtered query. `workspace` (platform view only): a workspace id, "platform" or None for all."""
+_EQUALITY_FILTERS = {"actor": AuditEvent.actor_label, "action": AuditEvent.action, "ref_type": AuditEvent.ref_type,
+                     "ref_id": AuditEvent.ref_id, "tenant_id": AuditEvent.tenant_id}
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement(columns: tuple, chain: str, equal: tuple[str, ...], since: bool, until: bool, privileged: bool,
+               cursor: str | None, limit: int):
+    """The list query for one shape of filters, built once with bind parameters.
+
+    List pages run on every keystroke of an active search; building the statement is a good part
+    of a request's cost, and the shapes are few. Tenant scoping still applies at execution.
+    """
+    query = select(*columns)
+    if chain == "workspace":
+        query = query.where(AuditEvent.workspace_id == bindparam("workspace_id"))
+    elif chain == "platform":
+        query = query.where(AuditEvent.workspace_id.is_(None))
+    for name in equal:
+        query = query.where(_EQUALITY_FILTERS[name] == bindparam(name))
+    if since:
+        query = query.where(AuditEvent.occurred_at >= bindparam("since"))
+    if until:
+        query = query.where(AuditEvent.occurred_at < bindparam("until"))
+    if privileged:
+        query = query.where(AuditEvent.is_privileged)
+    if cursor == "before":
+        query = query.where(AuditEvent.id < bindparam("cursor")).order_by(AuditEvent.id.desc())
+    elif cursor == "after":
+        query = query.where(AuditEvent.id > bindparam("cursor")).order_by(AuditEvent.id.asc())
+    else:
+        query = query.order_by(AuditEvent.id.desc())
+    return query.limit(limit)
+
+
+def _run(actor: Actor, filters: AuditFilters, *, platform_view: bool, workspace: str | None, columns: tuple,
+         cursor: str | None, cursor_value: int | None, limit: int):
+    """Execute the filtered list query. `workspace` (platform view): an id, "platform" or None for all."""
     if not (actor.can("system.audit.view") if platform_view else actor.can("audit.view")):
         raise NotAllowed("Your role does not include the audit views.")
-    query = select(*columns)
+    params: dict = {}
     if not platform_view:
-        query = query.where(AuditEvent.workspace_id == actor.workspace_id)
+        chain, params["workspace_id"] = "workspace", actor.workspace_id
     elif workspace == "platform":
-        query = query.where(AuditEvent.workspace_id.is_(None))
+        chain = "platform"
     elif workspace:
-        query = query.where(AuditEvent.workspace_id == int(workspace))
-    if filters.actor:
-        query = query.where(AuditEvent.actor_label == filters.actor)
-    if filters.action:
-        query = query.where(AuditEvent.action == filters.action)
-    if filters.ref_type:
-        query = query.where(AuditEvent.ref_type == filters.ref_type)
-    if filters.ref_id:
-        query = query.where(AuditEvent.ref_id == filters.ref_id)
-    if filters.tenant_id is not None:
-        query = query.where(AuditEvent.tenant_id == filters.tenant_id)
+        chain, params["workspace_id"] = "workspace", int(workspace)
+    else:
+        chain = "all"
+    equal = tuple(name for name in _EQUALITY_FILTERS if getattr(filters, name) is not None)
+    params.update({name: getattr(filters, name) for name in equal})
     if filters.since:
-        query = query.where(AuditEvent.occurred_at >= filters.since)
+        params["since"] = filters.since
     if filters.until:
-        query = query.where(AuditEvent.occurred_at < filters.until)
-    if filters.privileged_only:
-        query = query.where(AuditEvent.is_privileged)
-    return query
+        params["until"] = filters.until
+    if cursor:
+        params["cursor"] = cursor_value
+    statement = _statement(columns, chain, equal, filters.since is not None, filters.until is not None,
+                           filters.privileged_only, cursor, limit)
+    return db.session.execute(statement, params).all()
 
 
 def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = None, after: int | None = None,
                 limit: int = PAGE_SIZE, platform_view: bool = False, workspace: str | None = None) -> AuditPage:
     """One page of events, newest first, by keyset on id (`before` = older page, `after` = newer)."""
-    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace)
+    common = dict(platform_view=platform_view, workspace=workspace, columns=LIST_COLUMNS, limit=limit + 1)
     if after is not None:
-        rows = db.session.execute(query.where(AuditEvent.id > after)
-                                  .order_by(AuditEvent.id.asc()).limit(limit + 1)).all()
+        rows = _run(actor, filters, cursor="after", cursor_value=after, **common)
         has_newer = len(rows) > limit
         events = list(reversed(rows[:limit]))
         return AuditPage(events=events, filters=filters,
                          newer_cursor=events[0].id if has_newer and events else None,
                          older_cursor=events[-1].id if events else None)
-    if before is not None:
-        query = query.where(AuditEvent.id < before)
-    rows = db.session.execute(query.order_by(AuditEvent.id.desc()).limit(limit + 1)).all()
+    rows = _run(actor, filters, cursor="before" if before is not None else None, cursor_value=before, **common)
     events = list(rows[:limit])
     return AuditPage(events=events, filters=filters,
                      older_cursor=events[-1].id if len(rows) > limit else None,
@@ -174,11 +202,10 @@ def list_events(*, actor: Actor, filters: AuditFilters, before: int | None = Non
 def iter_events(*, actor: Actor, filters: AuditFilters, platform_view: bool = False, workspace: str | None = None,
                 batch: int = 2000) -> Iterator:
     """Every matching event, newest first, fetched in keyset batches (for CSV export)."""
-    query = _filtered(actor, filters, platform_view=platform_view, workspace=workspace, columns=EXPORT_COLUMNS)
     cursor = None
     while True:
-        page = query if cursor is None else query.where(AuditEvent.id < cursor)
-        rows = db.session.execute(page.order_by(AuditEvent.id.desc()).limit(batch)).all()
+        rows = _run(actor, filters, platform_view=platform_view, workspace=workspace, columns=EXPORT_COLUMNS,
+                    cursor="before" if cursor is not None else None, cursor_value=cursor, limit=batch)
         yield from rows
         if len(rows) < batch:
             return

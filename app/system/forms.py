@@ -1,8 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, TextAreaField
+from wtforms import IntegerField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
-
-from app.audit.forms import AuditFilterForm
 
 
 class BreakGlassForm(FlaskForm):
@@ -11,6 +9,3 @@ class BreakGlassForm(FlaskForm):
                                                         message="Between 10 and 1000 characters.")])
     minutes = IntegerField("Minutes", validators=[Optional(), NumberRange(min=1, max=240)])
 
-
-class PlatformAuditFilterForm(AuditFilterForm):
-    workspace = SelectField("Workspace", choices={"": "All chains"}, validators=[Optional()])

@@ -8,6 +8,7 @@ from flask import flash, request, session, url_for
 from flask_login import current_user, logout_user
 
 from app.audit import service as audit_service
+from app.audit.forms import PLATFORM_AUDIT_FILTERS, audit_filters
 from app.audit.routes import csv_response
 from app.auth import service as auth_service
 from app.auth.guards import client_ip, current_actor, system_required
@@ -17,7 +18,7 @@ from app.extensions import db
 from app.htmx import redirect_to, render
 from app.paging import cursor_arg
 from app.system import bp
-from app.system.forms import BreakGlassForm, PlatformAuditFilterForm
+from app.system.forms import BreakGlassForm
 from app.system.service import overview, workspace_choices
 
 SYSTEM_ENDPOINTS = dict(all_endpoint="system.audit", privileged_endpoint="system.audit_privileged",
@@ -73,32 +74,22 @@ def end_break_glass():
 
 
 def _platform_filters(privileged_only: bool):
-    form = PlatformAuditFilterForm(formdata=request.args)
-    form.workspace.choices = {"": "All chains", "platform": "Platform (no workspace)", **workspace_choices()}
-    form.tenant.choices = {"": "Any tenant"}
-    if not form.validate():
-        return form, None, None
-    workspace = form.workspace.data or None
-    filters = audit_service.AuditFilters(
-        actor=(form.actor.data or "").strip() or None, action=form.action.data or None,
-        ref_type=(form.ref_type.data or "").strip() or None, ref_id=(form.ref_id.data or "").strip() or None,
-        since=form.since.data.replace(tzinfo=UTC) if form.since.data else None,
-        until=form.until.data.replace(tzinfo=UTC) if form.until.data else None,
-        privileged_only=privileged_only)
-    return form, filters, workspace
+    choices = {"workspace": {"": "All chains", "platform": "Platform (no workspace)", **workspace_choices()}}
+    parsed = PLATFORM_AUDIT_FILTERS.parse(request.args, choices=choices)
+    return parsed, audit_filters(parsed, privileged_only=privileged_only), parsed.values.get("workspace")
 
 
 def _platform_view(*, privileged_only: bool, endpoint: str, title: str):
-    form, filters, workspace = _platform_filters(privileged_only)
+    parsed, filters, workspace = _platform_filters(privileged_only)
     page, status, args = None, 200, {}
     if filters is None:
         status = 400
     else:
         page = audit_service.list_events(actor=current_actor(), filters=filters, platform_view=True,
-                                 workspace=workspace, before=cursor_arg("before"), after=cursor_arg("after"))
-        args = dict(filters.as_query_args(), **({"workspace": workspace} if workspace else {}))
+                                         workspace=workspace, before=cursor_arg("before"), after=cursor_arg("after"))
+        args = parsed.query_args()
     return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
-                  form=form, page=page, title=title,
+                  bar=PLATFORM_AUDIT_FILTERS, parsed=parsed, page=page, title=title,
                   endpoint=endpoint, privileged_only=privileged_only, tenant_names={}, args=args,
                   area="system", **SYSTEM_ENDPOINTS)
 
@@ -119,7 +110,7 @@ def audit_privileged():
 @system_required("system.audit.view")
 def audit_export():
     privileged_only = request.args.get("privileged") == "1"
-    form, filters, workspace = _platform_filters(privileged_only)
+    _, filters, workspace = _platform_filters(privileged_only)
     if filters is None:
         return _platform_view(privileged_only=privileged_only, endpoint="system.audit", title="Platform audit trail")
     actor = current_actor()
