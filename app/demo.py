@@ -56,13 +56,8 @@ def _ensure_member(*, actor: Actor, workspace_id: int, email: str, name: str, ro
     membership = db.session.scalar(select(Membership).where(Membership.user_id == user.id,
                                                             Membership.workspace_id == workspace_id))
     if membership is None:
-        membership = Membership(user_id=user.id, workspace_id=workspace_id, role=role)
-        workspaces._set_tenants(membership, tuple(tenant_ids))
-        db.session.add(membership)
-        db.session.flush()
-        audit.record(actor=actor, action="create", ref_type="membership", ref_id=membership.id,
-                     workspace_id=workspace_id,
-                     field_deltas={"user": [None, email], "role": [None, role], "tenant_ids": [None, tenant_ids or "all"]})
+        workspaces.create_membership(actor=actor, user=user, workspace_id=workspace_id, role=role,
+                                     tenant_ids=tuple(tenant_ids))
         return "created" if created else "added"
     return "present"
 

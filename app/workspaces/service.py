@@ -163,15 +163,23 @@ def add_member(*, actor: Actor, email: str, name: str | None, role: str, tenant_
     elif db.session.scalar(select(func.count()).select_from(Membership).where(
             Membership.user_id == user.id, Membership.workspace_id == actor.workspace_id)):
         raise ValidationFailed(f"{email} is already a member.", fields={"email": "Already a member."})
-    membership = Membership(user=user, workspace_id=actor.workspace_id, role=role)
-    _set_tenants(membership, ids)
-    db.session.add(membership)
-    db.session.flush()
-    audit.record(actor=actor, action="create", ref_type="membership", ref_id=membership.id,
-                 field_deltas={"user": [None, user.email], "role": [None, role],
-                               "tenant_ids": [None, list(ids) or "all"]})
+    membership = create_membership(actor=actor, user=user, workspace_id=actor.workspace_id, role=role,
+                                   tenant_ids=ids)
     db.session.commit()
     sessions.invalidate_profiles(sessions.USER, [user.id])
+    return membership
+
+
+def create_membership(*, actor: Actor, user: User, workspace_id: int, role: str,
+                      tenant_ids: tuple[int, ...]) -> Membership:
+    """The membership row and its audit event (the caller has checked role and tenants, and commits)."""
+    membership = Membership(user=user, workspace_id=workspace_id, role=role)
+    _set_tenants(membership, tuple(sorted(tenant_ids)))
+    db.session.add(membership)
+    db.session.flush()
+    audit.record(actor=actor, action="create", ref_type="membership", ref_id=membership.id, workspace_id=workspace_id,
+                 field_deltas={"user": [None, user.email], "role": [None, role],
+                               "tenant_ids": [None, sorted(tenant_ids) or "all"]})
     return membership
 
 
@@ -272,13 +280,8 @@ def create_member_account(*, actor: Actor, email: str, password: str, name: str,
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}; one of: {', '.join(ROLES)}.", fields={"role": "unknown"})
     user = create_user(actor=scoped, email=email, name=name, password=password, commit=False)
-    membership = Membership(user=user, workspace_id=workspace.id, role=role)
-    _set_tenants(membership, tuple(sorted(tenant_ids)))
-    db.session.add(membership)
-    db.session.flush()
-    audit.record(actor=scoped, action="create", ref_type="membership", ref_id=membership.id,
-                 field_deltas={"user": [None, user.email], "role": [None, role],
-                               "tenant_ids": [None, sorted(tenant_ids) or "all"]})
+    membership = create_membership(actor=scoped, user=user, workspace_id=workspace.id, role=role,
+                                   tenant_ids=tuple(tenant_ids))
     db.session.commit()
     sessions.invalidate_profiles(sessions.USER, [user.id])
     return membership
