@@ -35,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.security import init_security_headers
     from app.templating import init_templating
     from app.tenancy import install_scoping
+    from app.transactions import install as install_after_commit
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config.ROOT_DIR / "migrations"))
@@ -47,17 +48,26 @@ def create_app(config: Config | None = None) -> Flask:
     init_templating(app)
     init_error_handlers(app)
     with app.app_context():
-        install_scoping(type(db.session()))
+        session_class = type(db.session())
+        install_scoping(session_class)
+        install_after_commit(session_class)
 
+    from app.alerts.routes import bp as alerts_bp
     from app.api.routes import bp as api_bp
     from app.audit.routes import bp as audit_bp
     from app.auth.routes import bp as auth_bp
+    from app.changes.routes import bp as changes_bp
     from app.console.routes import bp as console_bp
     from app.health.routes import bp as health_bp
+    from app.incidents import api as incidents_api  # noqa: F401  (its endpoints on the API blueprint)
+    from app.incidents import metrics as incidents_metrics  # noqa: F401  (its scrape-time collectors)
+    from app.incidents.routes import bp as incidents_bp
+    from app.reviews.routes import bp as reviews_bp
     from app.system.routes import bp as system_bp
     from app.workspaces.routes import bp as workspaces_bp
 
-    for blueprint in (health_bp, auth_bp, console_bp, workspaces_bp, audit_bp, system_bp, api_bp):
+    for blueprint in (health_bp, auth_bp, console_bp, workspaces_bp, audit_bp, incidents_bp, changes_bp, reviews_bp,
+                      alerts_bp, system_bp, api_bp):
         app.register_blueprint(blueprint)
 
     from app.cli import register_cli

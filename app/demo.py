@@ -96,5 +96,8 @@ def load_demo(*, password: str = "demo-password") -> dict:
             platform[email] = "reset password" if _ensure_password(person, password, system, "platform_user",
                                                                    None) else "present"
     db.session.commit()
+    from app.incidents.demo import load_demo_incidents
+
+    incidents = load_demo_incidents(workspace_id=workspace.id)
     return {"workspace": WORKSPACE[0], "workspace_created": created, "tenants": list(tenant_ids),
-            "users": members, "platform_users": platform, "password": password}
+            "users": members, "platform_users": platform, "incidents_created": incidents, "password": password}

@@ -20,6 +20,7 @@ CONSOLE_NAV = [
     ("Reviews", "reviews.index", "reviews.view"),
     ("Reports", "reports.index", "reports.view"),
     ("Audit", "audit.index", "audit.view"),
+    ("Alerts", "alerts.index", "alerts.view"),
     ("Members", "workspaces.members", "members.view"),
 ]
 SYSTEM_NAV = [
@@ -36,6 +37,7 @@ class NavItem:
     label: str
     url: str
     active: bool
+    badge_url: str | None = None  # a small count loaded after the page (unread alerts)
 
 
 def _actor_can(capability: str) -> bool:
@@ -67,7 +69,8 @@ def nav_items() -> list[NavItem]:
             continue
         area = endpoint.split(".")[0]
         active = request.endpoint == endpoint or (request.blueprint == area and area not in {"console", "system"})
-        items.append(NavItem(label=label, url=_nav_url(endpoint), active=active))
+        badge = _nav_url("alerts.count") if endpoint == "alerts.index" else None
+        items.append(NavItem(label=label, url=_nav_url(endpoint), active=active, badge_url=badge))
     return items
 
 
@@ -84,6 +87,19 @@ def minutes_left(value: datetime | None) -> str:
     return f"{minutes} min"
 
 
+def until(due: datetime | None, now: datetime | None = None) -> str:
+    """'in 12m', '3h 5m overdue': a due time relative to now (the countdown's first frame)."""
+    if due is None:
+        return ""
+    seconds = int((due - (now or datetime.now(UTC))).total_seconds())
+    overdue, seconds = seconds < 0, abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    text = f"{days}d {hours}h" if days else (f"{hours}h {minutes}m" if hours else f"{minutes}m")
+    return f"{text} overdue" if overdue else f"in {text}"
+
+
 def role_label(role: str | None) -> str:
     return ROLES.get(role or "", PLATFORM_ROLES.get(role or "", role or ""))
 
@@ -93,7 +109,11 @@ def init_templating(app: Flask) -> None:
 
     app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can,
                                  changes_html=changes_html, ref_url=ref_url)
-    app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label)
+    from app.markdown import render_markdown
+
+    app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label,
+                                 until=until, markdown=render_markdown)
+    app.jinja_env.globals.update(today=lambda: datetime.now(UTC).date())
 
     @app.context_processor
     def _layout_context():

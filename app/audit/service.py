@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -46,9 +46,11 @@ def minimal_context(context: dict[str, Any] | None) -> dict[str, Any]:
             return [clean(v, depth + 1) for v in list(value)[:50]]
         if isinstance(value, str) and len(value) > CONTEXT_VALUE_LIMIT:
             return value[:CONTEXT_VALUE_LIMIT] + "…"
-        if isinstance(value, datetime):
+        if isinstance(value, (datetime, date)):
             return value.isoformat()
-        return value
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        return str(value)  # ids (UUID), decimals, enums: their text
 
     return clean(context or {})
 
@@ -74,10 +76,17 @@ def record(*, actor: Actor, action: str, ref_type: str, ref_id: object | None = 
         ip=actor.ip,
         user_agent=(actor.user_agent or "")[:512] or None,
         is_privileged=is_privileged(action, ref_type),
-        occurred_at=occurred_at,
+        # the database stamps "now" itself; only a past time (retroactive records) is passed on
+        occurred_at=occurred_at if occurred_at is not None and occurred_at < _now() else None,
     )
     db.session.add(event)
     return event
+
+
+def _now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC) - timedelta(seconds=1)
 
 
 def deltas(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -18,7 +18,8 @@ from app.extensions import db, login_manager
 from app.htmx import redirect_to
 from app.tenancy import TenantScope, apply_scope
 
-SCOPED_BLUEPRINTS = frozenset({"console", "audit", "workspaces", "auth", "system"})
+SCOPED_BLUEPRINTS = frozenset({"console", "audit", "workspaces", "auth", "system", "incidents", "changes",
+                               "reviews", "alerts"})
 
 
 def client_ip() -> str | None:

@@ -83,3 +83,13 @@ class MembershipTenant(db.Model):
                                                primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True,
                                            index=True)
+
+
+class ReferenceCounter(db.Model):
+    """Per-workspace human numbers (INC-1042, CHG-17): one row per kind, bumped under its row lock."""
+
+    __tablename__ = "reference_counters"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer)

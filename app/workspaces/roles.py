@@ -23,9 +23,26 @@ PLATFORM_ROLES: dict[str, str] = {
 }
 
 MANAGERS = frozenset({"service_desk_manager", "incident_manager", "change_manager"})
+# who works incidents day to day (SOPs 3-13)
+RESPONDERS = frozenset({"service_desk_analyst", "resolver", "service_desk_manager", "incident_manager"})
 
 CAPABILITIES: dict[str, frozenset[str]] = {
     "console.use": frozenset(ROLES),
+    "incidents.view": frozenset(ROLES),
+    "incidents.create": frozenset(ROLES) - {"auditor"},
+    "incidents.work": RESPONDERS,
+    "incidents.link_change": RESPONDERS | {"change_manager"},
+    "incidents.communicate": RESPONDERS | {"change_manager"},
+    "incidents.close_high_priority": frozenset({"incident_manager", "service_desk_manager"}),
+    "incidents.simulate": frozenset({"incident_manager"}),
+    "sla.report": RESPONDERS | MANAGERS | {"auditor", "workspace_admin"},
+    "reviews.view": MANAGERS | {"auditor", "workspace_admin"},
+    "reviews.write": frozenset({"incident_manager", "service_desk_manager"}),
+    "changes.view": frozenset(ROLES) - {"end_user"},
+    "changes.create": RESPONDERS | MANAGERS,
+    "changes.approve": frozenset({"change_manager"}),
+    "alerts.view": frozenset(ROLES),
+    "settings.manage": frozenset({"workspace_admin"}),
     "audit.view": MANAGERS | {"auditor", "workspace_admin"},
     "audit.export": MANAGERS | {"auditor", "workspace_admin"},
     "members.view": frozenset({"workspace_admin", "service_desk_manager", "incident_manager"}),

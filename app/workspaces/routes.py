@@ -97,3 +97,33 @@ def tenants():
         else:
             status = 422
     return render("workspaces/tenants.html", status=status, tenants=service.list_tenants(actor=actor), form=form)
+
+
+@bp.route("/workspace/channels", methods=["GET", "POST"])
+@console_required("settings.manage")
+def channels():
+    """Where each recipient group's communications go (SMTP e-mail or a signed webhook)."""
+    from app.communications import service as communications
+    from app.communications.models import CHANNEL_KINDS
+    from app.incidents.vocabulary import RECIPIENT_GROUPS
+
+    actor = current_actor()
+    errors, message, status, values = {}, None, 200, {}
+    if request.method == "POST":
+        form = request.form
+        values = dict(form)
+        port = form.get("smtp_port", "").strip()
+        try:
+            communications.save_channel(
+                actor=actor, recipients=form.get("recipients", ""), kind=form.get("kind", ""),
+                smtp_host=form.get("smtp_host", "").strip() or None, smtp_port=int(port) if port.isdigit() else None,
+                from_address=form.get("from_address", "").strip() or None,
+                to_addresses=form.get("to_addresses", "").replace(";", ",").split(","),
+                webhook_url=form.get("webhook_url", "").strip() or None)
+        except ValidationFailed as problem:
+            errors, message, status = problem.fields, problem.message, 422
+        else:
+            flash("Channel saved.", "success")
+            return redirect_to(url_for("workspaces.channels"))
+    return render("workspaces/channels.html", status=status, channels=communications.list_channels(actor=actor),
+                  groups=RECIPIENT_GROUPS, kinds=CHANNEL_KINDS, errors=errors, message=message, values=values)

@@ -285,3 +285,31 @@ def create_member_account(*, actor: Actor, email: str, password: str, name: str,
     db.session.commit()
     sessions.invalidate_profiles(sessions.USER, [user.id])
     return membership
+
+
+def next_reference_number(*, workspace_id: int, kind: str, start: int = 1000) -> int:
+    """The next human number of a kind in a workspace; concurrent callers queue on the row lock."""
+    from sqlalchemy import text
+
+    return db.session.scalar(text("""
+        INSERT INTO reference_counters (workspace_id, kind, last_number) VALUES (:ws, :kind, :start + 1)
+        ON CONFLICT (workspace_id, kind) DO UPDATE SET last_number = reference_counters.last_number + 1
+        RETURNING last_number
+    """), {"ws": workspace_id, "kind": kind, "start": start})
+
+
+def tenant_for(*, actor: Actor, tenant: str | int | None, problems: dict[str, str]) -> Tenant | None:
+    """The tenant an actor names (slug or id) if it is in their view; else note a problem."""
+    if tenant in (None, ""):
+        problems["tenant"] = "required"
+        return None
+    query = select(Tenant).where(Tenant.workspace_id == actor.workspace_id)
+    if isinstance(tenant, int):  # console forms send ids, the API sends slugs
+        query = query.where(Tenant.id == tenant)
+    else:
+        query = query.where(Tenant.slug == str(tenant))
+    found = db.session.scalar(query)
+    if found is None or not actor.may_see_tenant(found.id):
+        problems["tenant"] = "unknown tenant"
+        return None
+    return found

@@ -55,3 +55,41 @@
     }
   });
 })();
+
+// SLA countdowns: the server renders the first frame; this keeps them ticking.
+(function () {
+  "use strict";
+  function format(seconds) {
+    var overdue = seconds < 0, s = Math.abs(seconds);
+    var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    var text = d ? d + "d " + h + "h" : (h ? h + "h " + m + "m" : (m ? m + "m" : Math.floor(s) + "s"));
+    return overdue ? text + " overdue" : "in " + text;
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-due"));
+      if (isNaN(due)) return;
+      var seconds = (due - now) / 1000;
+      var prefix = el.textContent.indexOf("ack ") === 0 ? "ack " : "";
+      el.textContent = prefix + format(seconds);
+      el.classList.toggle("overdue", seconds < 0);
+      el.classList.toggle("due-soon", seconds >= 0 && seconds < 900);
+    });
+  }
+  setInterval(tick, 1000);
+
+  // j / k move between board rows, Enter opens the focused one (the link itself).
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var active = document.activeElement;
+    if (active && (active.tagName === "INPUT" || active.tagName === "TEXTAREA" || active.tagName === "SELECT")) return;
+    if (event.key !== "j" && event.key !== "k") return;
+    var links = Array.prototype.slice.call(document.querySelectorAll("#board-table .row-link, .columns .card"));
+    if (!links.length) return;
+    var index = links.indexOf(active);
+    index = event.key === "j" ? Math.min(links.length - 1, index + 1) : Math.max(0, index - 1);
+    links[index].focus();
+    event.preventDefault();
+  });
+})();

@@ -1,0 +1,1 @@
+"""Communications: messages to recipient groups, recorded on the incident, delivered by a job."""

@@ -1,0 +1,233 @@
+"""Reading incidents in bulk: the board, the API list, counts per status, the SLA breach report.
+
+Every list is keyset-paged on its sort key plus id, one query per page (never one per row). The
+counts per status come from `incident_status_counts` (kept by a trigger) when the filters allow,
+and are otherwise counted live with a cap, so a board over a million incidents stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import func, literal, select, text, tuple_, union_all
+
+from app.actors import Actor
+from app.errors import BadRequest, NotAllowed
+from app.extensions import db
+from app.incidents.models import Incident
+from app.incidents.vocabulary import ACTIVE_STATUSES, STATUSES
+
+PAGE_SIZE = 50
+COUNT_CAP = 1000
+NUMBER_RE = re.compile(r"^(?:inc-?)?(\d{1,9})$", re.I)
+WORD_RE = re.compile(r"[a-z0-9]+")
+
+LIST_COLUMNS = (
+    Incident.id, Incident.number, Incident.title, Incident.severity, Incident.priority, Incident.status,
+    Incident.category, Incident.assigned_team, Incident.assignee, Incident.tenant_id, Incident.labels,
+    Incident.created_at, Incident.updated_at, Incident.acknowledge_due_at, Incident.resolve_due_at,
+    Incident.acknowledge_breached, Incident.resolve_breached, Incident.sla_paused_at, Incident.is_simulation,
+    Incident.trigger_source,
+)
+
+# sort name → (columns in order, ascending?)
+SORTS = {
+    "newest": ((Incident.created_at, Incident.id), False),
+    "oldest": ((Incident.created_at, Incident.id), True),
+    "updated": ((Incident.updated_at, Incident.id), False),
+    "due": ((Incident.resolve_due_at, Incident.id), True),
+    "severity": ((Incident.severity, Incident.created_at, Incident.id), True),
+}
+SORT_LABELS = {"newest": "Newest first", "oldest": "Oldest first", "updated": "Recently updated",
+               "due": "Resolve due soonest", "severity": "Most severe first"}
+
+
+@dataclass(frozen=True)
+class IncidentFilters:
+    status: str | None = None
+    severity: str | None = None
+    priority: str | None = None
+    team: str | None = None
+    assignee: str | None = None
+    tenant_id: int | None = None
+    label: str | None = None
+    breached: bool | None = None
+    q: str | None = None
+    active_only: bool = False
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def only_summary_dimensions(self) -> bool:
+        """Whether the counts can come from incident_status_counts (tenant and severity only)."""
+        return not (self.priority or self.team or self.assignee or self.label or self.breached is not None or self.q)
+
+
+def _search_condition(q: str):
+    number = NUMBER_RE.match(q.strip())
+    if number:
+        return Incident.number == int(number.group(1))
+    words = WORD_RE.findall(q.lower())[:8]
+    if not words:
+        return None
+    return Incident.search.op("@@")(func.to_tsquery("simple", " & ".join(f"{w}:*" for w in words)))
+
+
+def _conditions(actor: Actor, filters: IncidentFilters, *, with_status: bool = True) -> list:
+    conditions = [Incident.workspace_id == actor.workspace_id]
+    if with_status and filters.status:
+        conditions.append(Incident.status == filters.status)
+    if filters.active_only:
+        conditions.append(Incident.status.in_(ACTIVE_STATUSES))
+    if filters.severity:
+        conditions.append(Incident.severity == filters.severity)
+    if filters.priority:
+        conditions.append(Incident.priority == filters.priority)
+    if filters.team:
+        conditions.append(Incident.assigned_team == filters.team)
+    if filters.assignee:
+        conditions.append(Incident.assignee == filters.assignee)
+    if filters.tenant_id is not None:
+        conditions.append(Incident.tenant_id == filters.tenant_id)
+    if filters.label:
+        conditions.append(Incident.labels.contains([filters.label]))
+    if filters.breached is True:
+        conditions.append(Incident.acknowledge_breached | Incident.resolve_breached)
+    elif filters.breached is False:
+        conditions.append(~Incident.acknowledge_breached & ~Incident.resolve_breached)
+    if filters.q:
+        condition = _search_condition(filters.q)
+        if condition is not None:
+            conditions.append(condition)
+    return conditions
+
+
+def encode_cursor(values: list) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else str(v) for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> list:
+    columns, _ = SORTS[sort]
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(columns):
+            raise ValueError
+        values = []
+        for column, value in zip(columns, raw, strict=True):
+            if column.key in ("created_at", "updated_at", "resolve_due_at"):
+                values.append(datetime.fromisoformat(value))
+            elif column.key == "id":
+                import uuid
+
+                values.append(uuid.UUID(value))
+            else:
+                values.append(str(value))
+        return values
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("That page link is not valid any more; start from the first page.") from None
+
+
+@dataclass
+class IncidentPage:
+    rows: list
+    next_cursor: str | None
+
+
+def list_page(*, actor: Actor, filters: IncidentFilters, sort: str = "newest", cursor: str | None = None,
+              limit: int = PAGE_SIZE) -> IncidentPage:
+    """One page of incidents (rows with LIST_COLUMNS), keyset-paged in the chosen order."""
+    if not actor.can("incidents.view"):
+        raise NotAllowed("Your role cannot see incidents.")
+    if sort not in SORTS:
+        sort = "newest"
+    columns, ascending = SORTS[sort]
+    query = select(*LIST_COLUMNS).where(*_conditions(actor, filters))
+    if cursor:
+        after = decode_cursor(cursor, sort)
+        key = tuple_(*columns)
+        query = query.where(key > tuple_(*after) if ascending else key < tuple_(*after))
+    order = [c.asc() if ascending else c.desc() for c in columns]
+    rows = db.session.execute(query.order_by(*order).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor([getattr(last, c.key) for c in columns])
+    return IncidentPage(rows=page, next_cursor=next_cursor)
+
+
+@dataclass
+class StatusCount:
+    status: str
+    count: int
+    capped: bool = False
+
+
+def status_counts(*, actor: Actor, filters: IncidentFilters) -> list[StatusCount]:
+    """How many incidents match the filters in each status (the status filter itself left out)."""
+    if filters.only_summary_dimensions:
+        return _summary_counts(actor, filters)
+    base = _conditions(actor, filters, with_status=False)
+    parts = [select(literal(status).label("status"), func.count().label("n")).select_from(
+        select(Incident.id).where(*base, Incident.status == status).limit(COUNT_CAP + 1).subquery())
+        for status in STATUSES]
+    counts = {row.status: row.n for row in db.session.execute(union_all(*parts))}
+    return [StatusCount(status, min(counts.get(status, 0), COUNT_CAP), counts.get(status, 0) > COUNT_CAP)
+            for status in STATUSES]
+
+
+_SUMMARY = text("""
+SELECT status, sum(n)::bigint AS n FROM incident_status_counts
+WHERE workspace_id = :ws AND (CAST(:tenants AS integer[]) IS NULL OR tenant_id = ANY(CAST(:tenants AS integer[])))
+  AND (CAST(:severity AS text) IS NULL OR severity = CAST(:severity AS text))
+GROUP BY status
+""")
+
+
+def _summary_counts(actor: Actor, filters: IncidentFilters) -> list[StatusCount]:
+    tenants = actor.tenant_ids
+    if filters.tenant_id is not None:
+        tenants = (filters.tenant_id,) if tenants is None or filters.tenant_id in tenants else ()
+    counts = dict(db.session.execute(_SUMMARY, {
+        "ws": actor.workspace_id, "tenants": list(tenants) if tenants is not None else None,
+        "severity": filters.severity}).all())
+    shown = ACTIVE_STATUSES if filters.active_only else tuple(STATUSES)
+    return [StatusCount(status, int(counts.get(status, 0))) for status in STATUSES if status in shown]
+
+
+def breach_report(*, actor: Actor, filters: IncidentFilters, cursor: str | None = None,
+                  since: datetime | None = None, until: datetime | None = None, limit: int = PAGE_SIZE) -> IncidentPage:
+    """Incidents that breached an SLA (newest breach first), for the SLA breach report and its CSV."""
+    if not actor.can("sla.report"):
+        raise NotAllowed("Your role does not include the SLA report.")
+    query = select(*LIST_COLUMNS, Incident.breached_at, Incident.acknowledged_at, Incident.resolved_at) \
+        .where(*_conditions(actor, filters), Incident.breached_at.is_not(None))
+    if since:
+        query = query.where(Incident.breached_at >= since)
+    if until:
+        query = query.where(Incident.breached_at < until)
+    if cursor:
+        try:
+            at, incident_id = cursor.split("_", 1)
+            import uuid
+
+            query = query.where(tuple_(Incident.breached_at, Incident.id) < (datetime.fromisoformat(at),
+                                                                              uuid.UUID(incident_id)))
+        except ValueError:
+            raise BadRequest("That page link is not valid any more; start from the first page.") from None
+    rows = db.session.execute(query.order_by(Incident.breached_at.desc(), Incident.id.desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = f"{page[-1].breached_at.isoformat()}_{page[-1].id}" if len(rows) > limit else None
+    return IncidentPage(rows=page, next_cursor=next_cursor)
+
+
+@functools.lru_cache(maxsize=1)
+def sort_choices() -> dict[str, str]:
+    return dict(SORT_LABELS)
