@@ -33,3 +33,31 @@ def bare_audit():
     if template is None:
         template = current_app.extensions["bench_audit_rows"] = current_app.jinja_env.from_string(AUDIT_ROWS)
     return template.render(events=rows, compact=False, tenant_names={})
+
+
+INCIDENT_PAGE = text("""
+SELECT id, number, title, severity, priority, status, category, assigned_team, assignee, tenant_id, labels,
+       created_at, updated_at, acknowledge_due_at, resolve_due_at, acknowledge_breached, resolve_breached,
+       sla_paused_at, is_simulation, trigger_source
+FROM incidents
+WHERE workspace_id = :workspace_id AND severity = :severity
+  AND status IN ('open', 'investigating', 'escalated', 'pending_vendor', 'mitigated')
+ORDER BY created_at DESC, id DESC LIMIT 50
+""")
+INCIDENT_ROWS = """<!doctype html><html><body>{% include "incidents/_table.html" %}</body></html>"""
+
+
+@bp.get("/bare/incidents")
+def bare_incidents():
+    """The board's 50 rows (active, one severity, newest first) from one keyset query, same row markup."""
+    from datetime import UTC, datetime
+
+    from app.incidents.routes import VOCABULARY
+
+    rows = db.session.execute(INCIDENT_PAGE, {"workspace_id": int(request.args["workspace_id"]),
+                                              "severity": request.args.get("severity", "p2")}).all()
+    template = current_app.extensions.get("bench_incident_rows")
+    if template is None:
+        template = current_app.extensions["bench_incident_rows"] = current_app.jinja_env.from_string(INCIDENT_ROWS)
+    page = type("Page", (), {"rows": rows})
+    return template.render(page=page, tenant_names={}, now=datetime.now(UTC), **VOCABULARY)

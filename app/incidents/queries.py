@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, text, tuple_, union_all
+from sqlalchemy import func, select, text, tuple_
 
 from app.actors import Actor
 from app.errors import BadRequest, NotAllowed
@@ -65,8 +65,8 @@ class IncidentFilters:
 
     @property
     def only_summary_dimensions(self) -> bool:
-        """Whether the counts can come from incident_status_counts (tenant and severity only)."""
-        return not (self.priority or self.team or self.assignee or self.label or self.breached is not None or self.q)
+        """Whether the counts can come from incident_status_counts (no assignee, label or text filter)."""
+        return not (self.assignee or self.label or self.q)
 
 
 def _search_condition(q: str):
@@ -165,28 +165,32 @@ def list_page(*, actor: Actor, filters: IncidentFilters, sort: str = "newest", c
 
 @dataclass
 class StatusCount:
-    status: str
+    status: str | None  # None: all matches together (filters the summary cannot break down)
     count: int
     capped: bool = False
 
 
 def status_counts(*, actor: Actor, filters: IncidentFilters) -> list[StatusCount]:
-    """How many incidents match the filters in each status (the status filter itself left out)."""
+    """How many incidents match the filters in each status (the status filter itself left out).
+
+    Exact and cheap from the summary table for tenant, severity, priority, team and SLA filters; for
+    an assignee, label or text search, one capped total instead of a breakdown.
+    """
     if filters.only_summary_dimensions:
         return _summary_counts(actor, filters)
-    base = _conditions(actor, filters, with_status=False)
-    parts = [select(literal(status).label("status"), func.count().label("n")).select_from(
-        select(Incident.id).where(*base, Incident.status == status).limit(COUNT_CAP + 1).subquery())
-        for status in STATUSES]
-    counts = {row.status: row.n for row in db.session.execute(union_all(*parts))}
-    return [StatusCount(status, min(counts.get(status, 0), COUNT_CAP), counts.get(status, 0) > COUNT_CAP)
-            for status in STATUSES]
+    capped = select(Incident.id).where(*_conditions(actor, filters)).limit(COUNT_CAP + 1).subquery()
+    total = db.session.scalar(select(func.count()).select_from(capped))
+    return [StatusCount(None, min(total, COUNT_CAP), total > COUNT_CAP)]
 
 
 _SUMMARY = text("""
 SELECT status, sum(n)::bigint AS n FROM incident_status_counts
-WHERE workspace_id = :ws AND (CAST(:tenants AS integer[]) IS NULL OR tenant_id = ANY(CAST(:tenants AS integer[])))
+WHERE workspace_id = :ws
+  AND (CAST(:tenants AS integer[]) IS NULL OR tenant_id = ANY(CAST(:tenants AS integer[])))
   AND (CAST(:severity AS text) IS NULL OR severity = CAST(:severity AS text))
+  AND (CAST(:priority AS text) IS NULL OR priority = CAST(:priority AS text))
+  AND (CAST(:team AS text) IS NULL OR team = CAST(:team AS text))
+  AND (CAST(:breached AS boolean) IS NULL OR breached = CAST(:breached AS boolean))
 GROUP BY status
 """)
 
@@ -197,7 +201,8 @@ def _summary_counts(actor: Actor, filters: IncidentFilters) -> list[StatusCount]
         tenants = (filters.tenant_id,) if tenants is None or filters.tenant_id in tenants else ()
     counts = dict(db.session.execute(_SUMMARY, {
         "ws": actor.workspace_id, "tenants": list(tenants) if tenants is not None else None,
-        "severity": filters.severity}).all())
+        "severity": filters.severity, "priority": filters.priority, "team": filters.team,
+        "breached": filters.breached}).all())
     shown = ACTIVE_STATUSES if filters.active_only else tuple(STATUSES)
     return [StatusCount(status, int(counts.get(status, 0))) for status in STATUSES if status in shown]
 

@@ -189,6 +189,7 @@ def upgrade():
         batch_op.create_index('ix_incidents_open_by_severity', ['workspace_id', 'tenant_id', 'severity'], unique=False, postgresql_where=sa.text("status IN ('open', 'investigating', 'escalated', 'pending_vendor', 'mitigated')"))
         batch_op.create_index('ix_incidents_open_resolve_due', ['resolve_due_at'], unique=False, postgresql_where=sa.text("status IN ('open', 'investigating', 'escalated', 'pending_vendor', 'mitigated') AND NOT resolve_breached"))
         batch_op.create_index('ix_incidents_search', ['search'], unique=False, postgresql_using='gin')
+        batch_op.create_index('ix_incidents_search_active', ['search'], unique=False, postgresql_using='gin', postgresql_where=sa.text("status IN ('open', 'investigating', 'escalated', 'pending_vendor', 'mitigated')"))
         batch_op.create_index('ix_incidents_ws_created', ['workspace_id', sa.literal_column('created_at DESC'), sa.literal_column('id DESC')], unique=False)
         batch_op.create_index('ix_incidents_ws_status_created', ['workspace_id', 'status', sa.literal_column('created_at DESC'), sa.literal_column('id DESC')], unique=False)
         batch_op.create_index('ix_incidents_ws_tenant_created', ['workspace_id', 'tenant_id', sa.literal_column('created_at DESC'), sa.literal_column('id DESC')], unique=False)
@@ -362,11 +363,14 @@ def upgrade():
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('severity', sa.String(length=2), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('priority', sa.String(length=6), nullable=False),
+    sa.Column('team', sa.String(length=20), nullable=False),
+    sa.Column('breached', sa.Boolean(), nullable=False),
     sa.Column('is_simulation', sa.Boolean(), nullable=False),
     sa.Column('n', sa.BigInteger(), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_incident_status_counts_tenant_id_tenants'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], name=op.f('fk_incident_status_counts_workspace_id_workspaces'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('workspace_id', 'tenant_id', 'severity', 'status', 'is_simulation', name=op.f('pk_incident_status_counts'))
+    sa.PrimaryKeyConstraint('workspace_id', 'tenant_id', 'severity', 'status', 'priority', 'team', 'breached', 'is_simulation', name=op.f('pk_incident_status_counts'))
     )
     op.execute(STATUS_COUNT_TRIGGERS)
     op.execute("""CREATE FUNCTION opsdesk_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -386,12 +390,15 @@ BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         UPDATE incident_status_counts SET n = n - 1
         WHERE workspace_id = OLD.workspace_id AND tenant_id = OLD.tenant_id AND severity = OLD.severity
-          AND status = OLD.status AND is_simulation = OLD.is_simulation;
+          AND status = OLD.status AND priority = OLD.priority AND team = coalesce(OLD.assigned_team, '')
+          AND breached = (OLD.acknowledge_breached OR OLD.resolve_breached) AND is_simulation = OLD.is_simulation;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO incident_status_counts (workspace_id, tenant_id, severity, status, is_simulation, n)
-        VALUES (NEW.workspace_id, NEW.tenant_id, NEW.severity, NEW.status, NEW.is_simulation, 1)
-        ON CONFLICT (workspace_id, tenant_id, severity, status, is_simulation)
+        INSERT INTO incident_status_counts
+            (workspace_id, tenant_id, severity, status, priority, team, breached, is_simulation, n)
+        VALUES (NEW.workspace_id, NEW.tenant_id, NEW.severity, NEW.status, NEW.priority, coalesce(NEW.assigned_team, ''),
+                NEW.acknowledge_breached OR NEW.resolve_breached, NEW.is_simulation, 1)
+        ON CONFLICT (workspace_id, tenant_id, severity, status, priority, team, breached, is_simulation)
         DO UPDATE SET n = incident_status_counts.n + 1;
     END IF;
     RETURN NULL;
@@ -399,10 +406,14 @@ END
 $$;
 CREATE TRIGGER incident_status_counts_insert_delete AFTER INSERT OR DELETE ON incidents
     FOR EACH ROW EXECUTE FUNCTION incident_status_counts_track();
-CREATE TRIGGER incident_status_counts_update AFTER UPDATE OF status, severity, tenant_id, is_simulation ON incidents
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.severity IS DISTINCT FROM NEW.severity
-                       OR OLD.tenant_id IS DISTINCT FROM NEW.tenant_id
-                       OR OLD.is_simulation IS DISTINCT FROM NEW.is_simulation)
+CREATE TRIGGER incident_status_counts_update
+    AFTER UPDATE OF status, severity, priority, assigned_team, acknowledge_breached, resolve_breached, tenant_id,
+                    is_simulation ON incidents
+    FOR EACH ROW WHEN ((OLD.status, OLD.severity, OLD.priority, OLD.assigned_team, OLD.acknowledge_breached,
+                        OLD.resolve_breached, OLD.tenant_id, OLD.is_simulation)
+                       IS DISTINCT FROM (NEW.status, NEW.severity, NEW.priority, NEW.assigned_team,
+                                         NEW.acknowledge_breached, NEW.resolve_breached, NEW.tenant_id,
+                                         NEW.is_simulation))
     EXECUTE FUNCTION incident_status_counts_track();
 """
 
