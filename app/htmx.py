@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, make_response, redirect, render_template, request
+from flask import Response, flash, g, make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
 
 
@@ -26,11 +26,23 @@ def render(template: str, *, block: str | None = None, status: int = 200, push_u
     """
     fragment = block is not None and wants_fragment()
     body = render_block(template, block, **context) if fragment else render_template(template, **context)
+    if fragment and g.get("notices"):
+        # messages of a swapped fragment go to the page's message area, out of band
+        body += render_template("_partials/_notices_oob.html", notices=g.pop("notices"))
     response = make_response(body, status)
     response.vary.add("HX-Request")
     if fragment and push_url:
         response.headers["HX-Push-Url"] = push_url
     return response
+
+
+def notice(message: str, category: str = "success") -> None:
+    """Tell the user what happened: a flash for the next full page, or, when this request answers
+    with a fragment, an alert swapped into the page's message area with it."""
+    if wants_fragment():
+        g.setdefault("notices", []).append((category, message))
+    else:
+        flash(message, category)
 
 
 def redirect_to(url: str) -> Response:

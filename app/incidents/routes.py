@@ -6,7 +6,7 @@ import csv
 import io
 import uuid
 
-from flask import Response, flash, make_response, render_template, request, url_for
+from flask import Response, make_response, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -15,10 +15,11 @@ from app.changes.models import ChangeRequest, IncidentChangeLink
 from app.changes.service import approved_for_tenant
 from app.communications.models import TEMPLATES, Communication
 from app.communications.service import compose
+from app.error_pages import error_response
 from app.errors import DomainError, ValidationFailed
 from app.extensions import db
 from app.filters import FilterBar, FilterField, ParsedFilters, check_window
-from app.htmx import redirect_to, render, retarget, wants_fragment
+from app.htmx import notice, redirect_to, render, retarget, wants_fragment
 from app.incidents import bp, queries, service, timeline
 from app.incidents.actions import ACTIONS, allowed_actions
 from app.incidents.models import Incident, VendorEngagement
@@ -58,6 +59,11 @@ REPORT_FILTERS = FilterBar(
     FilterField("since", "Breached from (UTC)", kind="datetime"),
     FilterField("until", "Breached until (UTC)", kind="datetime"),
 )
+DONE = {"acknowledge": "acknowledged", "assign": "assigned", "categorize": "categorised", "prioritize": "prioritised",
+        "diagnose": "diagnosis recorded", "escalate": "escalated", "engage_vendor": "vendor engaged",
+        "link_change": "change linked", "mitigate": "mitigated", "resolve": "resolved", "communicate": "message sent",
+        "close": "closed", "reopen": "reopened", "log": "details logged", "note": "note added",
+        "tool_use": "tool action recorded"}
 VOCABULARY = dict(severities=SEVERITIES, priorities=PRIORITIES, statuses=STATUSES, teams=TEAMS,
                   categories=CATEGORIES, contact_methods=CONTACT_METHODS, escalation_targets=ESCALATION_TARGETS,
                   recipient_groups=RECIPIENT_GROUPS, tools=TOOLS, detection_sources=DETECTION_SOURCES,
@@ -142,7 +148,7 @@ def create():
     except ValidationFailed as problem:
         return render("incidents/new.html", status=422, values=form, errors=problem.fields, message=problem.message,
                       tenants=_tenant_choices("Choose…"), simulation=simulation, **VOCABULARY)
-    flash(f"{incident.reference} reported.", "success")
+    notice(f"{incident.reference} reported.")
     return redirect_to(url_for("incidents.detail", incident_id=incident.id))
 
 
@@ -153,7 +159,7 @@ def _detail_context(incident: Incident, **extra) -> dict:
     approved = approved_for_tenant(actor=actor, tenant_id=incident.tenant_id) if "link_change" in actions else []
     corrected = {e.corrects_id for e in entries if e.corrects_id}
     review = reviews.review_of(incident.id)
-    return dict(
+    context = dict(
         incident=incident, entries=entries, corrected=corrected, actor=actor,
         actions=actions,
         communications=list(db.session.scalars(select(Communication).where(Communication.incident_id == incident.id)
@@ -170,11 +176,16 @@ def _detail_context(incident: Incident, **extra) -> dict:
         entry_choices={str(e.id): f"{e.occurred_at:%Y-%m-%d %H:%M} {e.event_type}: {e.body[:60]}" for e in entries},
         tenant_name=_tenant_names().get(incident.tenant_id, ""), now=timeline.now(),
         templates_text={name: compose(name, incident) for name in ("acknowledgement", "status_update", "resolution")},
-        form_errors={}, form_values={}, failed_action=None, **VOCABULARY, **extra)
+        form_errors={}, form_values={}, failed_action=None, form_message=None, **VOCABULARY)
+    context.update(extra)
+    return context
 
 
 def _form_fragment(form_name: str, status: int, context: dict):
-    """The refused form alone, with its errors, aimed back at itself."""
+    """The refused form alone, with its errors, aimed back at itself (or, when that form is not on
+    the page for this state, the message as an alert)."""
+    if form_name not in context["actions"] and form_name not in ("review", "action_item", "note"):
+        return error_response(status, context["form_message"])
     response = make_response(render_template("incidents/_form_fragment.html", **context), status)
     return retarget(response, f"#form-{form_name}", "outerHTML")
 
@@ -204,8 +215,7 @@ def act(incident_id: uuid.UUID, action: str):
         if wants_fragment():
             return _form_fragment(action, problem.status, context)
         return render("incidents/detail.html", status=problem.status, **context)
-    flash(f"{incident.reference}: {spec.label} done." if spec.label.split()[0] != "add"
-          else f"{incident.reference}: saved.", "success")
+    notice(f"{incident.reference}: {DONE.get(action, 'saved')}.")
     if wants_fragment():
         return render("incidents/detail.html", block="incident", **_detail_context(incident))
     return redirect_to(url_for("incidents.detail", incident_id=incident.id))
@@ -254,7 +264,7 @@ def _review_step(incident_id: uuid.UUID, form_name: str, step):
             return _form_fragment(form_name, problem.status, context)
         return render("incidents/detail.html", status=problem.status, **context)
     incident = service.get_incident(actor=actor, incident_id=incident_id)
-    flash(f"{incident.reference}: review saved.", "success")
+    notice(f"{incident.reference}: review saved.")
     if wants_fragment():
         return render("incidents/detail.html", block="incident", **_detail_context(incident))
     return redirect_to(url_for("incidents.detail", incident_id=incident_id))
