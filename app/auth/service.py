@@ -115,7 +115,7 @@ def start_break_glass(*, actor: Actor, reason: str, minutes: int | None = None) 
                                fields={"minutes": f"Between 1 and {limit}."})
     active = db.session.scalar(select(BreakGlassGrant).where(
         BreakGlassGrant.platform_user_id == actor.id, BreakGlassGrant.ended_at.is_(None),
-        BreakGlassGrant.expires_at > func.now()).with_for_update())
+        BreakGlassGrant.expires_at > func.now()).with_for_update().execution_options(populate_existing=True))
     if active is not None:
         raise ValidationFailed("You are already elevated; end it before starting another.")
     grant = BreakGlassGrant(platform_user_id=actor.id, reason=reason[:1000],
@@ -134,7 +134,7 @@ def end_break_glass(*, actor: Actor) -> bool:
     """End the caller's elevation early; returns False when none was active."""
     grant = db.session.scalar(select(BreakGlassGrant).where(
         BreakGlassGrant.platform_user_id == actor.id, BreakGlassGrant.ended_at.is_(None),
-        BreakGlassGrant.expires_at > func.now()).with_for_update())
+        BreakGlassGrant.expires_at > func.now()).with_for_update().execution_options(populate_existing=True))
     if grant is None:
         return False
     grant.ended_at = sessions.now()

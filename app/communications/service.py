@@ -117,8 +117,9 @@ def deliver(communication_id, *, final_attempt: bool) -> str:
     Idempotent: a delivered communication is not sent again. On failure the error is stored and
     re-raised so the job is retried, except after the last attempt, which marks it failed.
     """
+    # populate_existing: what the lock returns must be the row now, not a copy this session held
     communication = db.session.scalar(select(Communication).where(Communication.id == communication_id)
-                                      .with_for_update())
+                                      .with_for_update().execution_options(populate_existing=True))
     if communication is None or communication.delivery_status in ("delivered", "recorded"):
         return communication.delivery_status if communication else "missing"
     channel = db.session.scalar(select(CommunicationChannel).where(

@@ -110,7 +110,7 @@ def get_incident(*, actor: Actor, incident_id, for_update: bool = False) -> Inci
     if actor.workspace_id is not None:
         query = query.where(Incident.workspace_id == actor.workspace_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     incident = db.session.scalar(query)
     if incident is None or not actor.may_see_tenant(incident.tenant_id):
         raise NotFound("No such incident.")

@@ -186,7 +186,8 @@ def create_membership(*, actor: Actor, user: User, workspace_id: int, role: str,
 def _member(actor: Actor, membership_id: int) -> Membership:
     membership = db.session.scalar(select(Membership).where(Membership.id == membership_id,
                                                             Membership.workspace_id == actor.workspace_id)
-                                   .options(selectinload(Membership.user)).with_for_update())
+                                   .options(selectinload(Membership.user)).with_for_update()
+                                   .execution_options(populate_existing=True))
     if membership is None:
         raise NotFound("No such member in this workspace.")
     return membership
