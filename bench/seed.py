@@ -96,9 +96,16 @@ INSERT INTO incidents (id, workspace_id, tenant_id, number, title, description, 
                        acknowledge_due_at, resolve_due_at, acknowledge_breached, resolve_breached, breached_at,
                        is_simulation, sla_paused_seconds, priority_overridden, workaround_available, reopened_count)
 SELECT gen_random_uuid(), :workspace_id, (:tenant_ids)[1 + (g % cardinality(:tenant_ids))], 1000 + g,
-       (ARRAY['Checkout API latency above 2 s', 'VPN login failures', 'Disk almost full on db-replica',
-              'Payroll export job failed', 'Model PSI drift on income features', 'Search results slow',
-              'Mobile app crash after release', 'Expired TLS certificate on partner API'])[1 + g % 8] || ' #' || g,
+       (ARRAY['Latency above SLO', 'Error rate spike', 'Timeouts', 'Crash loop', 'Disk almost full',
+              'Certificate expiring', 'Login failures', 'Stale data', 'Memory leak', 'Queue backlog',
+              'Slow queries', 'Packet loss', 'Failed deploy', 'Drift detected', 'Empty responses',
+              'Throttling', 'Replication lag', 'Job failed', 'High CPU', 'DNS resolution errors'])[1 + g %% 20]
+       || ' on ' ||
+       (ARRAY['checkout', 'payments', 'search', 'catalog', 'inventory', 'orders', 'billing', 'invoicing',
+              'shipping', 'returns', 'loyalty', 'recommendations', 'fraud', 'identity', 'sso', 'vpn', 'wifi',
+              'printing', 'payroll', 'reporting', 'warehouse', 'pricing', 'promotions', 'notifications', 'email',
+              'sms', 'mobile', 'web', 'partner', 'ledger', 'treasury', 'kyc', 'onboarding', 'support', 'chat',
+              'telephony', 'storage', 'backup', 'cdn', 'gateway'])[1 + (g / 20) %% 40] || ' #' || g,
        '', sev.s, CASE sev.s WHEN 'p1' THEN 'high' WHEN 'p2' THEN 'high' WHEN 'p3' THEN 'medium' ELSE 'low' END,
        st.s, (ARRAY['software', 'hardware', 'security', 'performance', 'other'])[1 + g % 5],
        'monitoring_tool', (ARRAY['manual', 'alertmanager', 'pagerduty'])[1 + g % 3],
@@ -115,7 +122,7 @@ SELECT gen_random_uuid(), :workspace_id, (:tenant_ids)[1 + (g % cardinality(:ten
        false, (g % 13 = 0), CASE WHEN g % 13 = 0 THEN t.created + interval '1 hour' END,
        false, 0, false, false, 0
 FROM generate_series(CAST(:start AS bigint), CAST(:stop AS bigint)) AS g
-CROSS JOIN LATERAL (SELECT (ARRAY['p1', 'p2', 'p2', 'p3', 'p3', 'p3', 'p4', 'p4'])[1 + (g * 7) % 8] AS s) sev
+CROSS JOIN LATERAL (SELECT (ARRAY['p1', 'p2', 'p2', 'p3', 'p3', 'p3', 'p4', 'p4'])[1 + (g / 8) % 8] AS s) sev
 CROSS JOIN LATERAL (SELECT CASE WHEN (g * 7919) % 1000 < 20 THEN 'open' WHEN (g * 7919) % 1000 < 50 THEN 'investigating'
                                 WHEN (g * 7919) % 1000 < 65 THEN 'escalated' WHEN (g * 7919) % 1000 < 75 THEN 'pending_vendor'
                                 WHEN (g * 7919) % 1000 < 90 THEN 'mitigated' WHEN (g * 7919) % 1000 < 200 THEN 'resolved'

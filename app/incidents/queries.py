@@ -23,7 +23,6 @@ from app.incidents.models import Incident
 from app.incidents.vocabulary import ACTIVE_STATUSES, STATUSES
 
 PAGE_SIZE = 50
-COUNT_CAP = 1000
 NUMBER_RE = re.compile(r"^(?:inc-?)?(\d{1,9})$", re.I)
 WORD_RE = re.compile(r"[a-z0-9]+")
 
@@ -170,17 +169,16 @@ class StatusCount:
     capped: bool = False
 
 
-def status_counts(*, actor: Actor, filters: IncidentFilters) -> list[StatusCount]:
+def status_counts(*, actor: Actor, filters: IncidentFilters) -> list[StatusCount] | None:
     """How many incidents match the filters in each status (the status filter itself left out).
 
-    Exact and cheap from the summary table for tenant, severity, priority, team and SLA filters; for
-    an assignee, label or text search, one capped total instead of a breakdown.
+    Exact and cheap from the summary table for tenant, severity, priority, team and SLA filters.
+    None for an assignee, label or text search: counting those would cost as much as the search
+    itself on every keystroke, so the page says how many it found instead.
     """
     if filters.only_summary_dimensions:
         return _summary_counts(actor, filters)
-    capped = select(Incident.id).where(*_conditions(actor, filters)).limit(COUNT_CAP + 1).subquery()
-    total = db.session.scalar(select(func.count()).select_from(capped))
-    return [StatusCount(None, min(total, COUNT_CAP), total > COUNT_CAP)]
+    return None
 
 
 _SUMMARY = text("""

@@ -113,6 +113,9 @@ def board():
         else:
             page = queries.list_page(actor=actor, filters=filters, sort=sort, cursor=request.args.get("cursor"))
         counts = queries.status_counts(actor=actor, filters=filters)
+        if counts is None and page is not None:
+            more = page.next_cursor is not None or bool(request.args.get("cursor"))
+            counts = [queries.StatusCount(None, len(page.rows), more)]
         if request.headers.get("HX-Trigger-Name") != "poll":
             service.audit_discovery(actor=actor, filters=parsed.query_args())
     args = parsed.query_args()
