@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 
 from flask import Flask, current_app, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from app.workspaces.roles import PLATFORM_ROLES, ROLES
 
@@ -100,6 +103,20 @@ def until(due: datetime | None, now: datetime | None = None) -> str:
     return f"{text} overdue" if overdue else f"in {text}"
 
 
+@functools.lru_cache(maxsize=2048)
+def _options(choices: tuple[tuple[str, str], ...], current: str) -> Markup:
+    return Markup("".join(
+        f'<option value="{escape(value)}"{" selected" if value == current else ""}>{escape(label)}</option>'
+        for value, label in choices))
+
+
+def options(choices, current) -> Markup:
+    """<option> elements for a select (built once per distinct list and choice: a workspace's tenant
+    list can be long, and every page shows it twice)."""
+    items = choices.items() if hasattr(choices, "items") else choices
+    return _options(tuple((str(v), str(label)) for v, label in items), "" if current is None else str(current))
+
+
 def role_label(role: str | None) -> str:
     return ROLES.get(role or "", PLATFORM_ROLES.get(role or "", role or ""))
 
@@ -107,11 +124,13 @@ def role_label(role: str | None) -> str:
 def init_templating(app: Flask) -> None:
     from app.audit.display import changes_html, ref_url
 
-    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can,
+    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, options=options,
                                  changes_html=changes_html, ref_url=ref_url)
     from app.markdown import render_markdown
 
-    app.jinja_env.filters.update(datetime=format_datetime, minutes_left=minutes_left, role_label=role_label,
+    app.jinja_env.filters.update(zip=lambda a, b: list(zip(a, b, strict=False)),
+                                 tenant_option=lambda tenant: (tenant[0], tenant[2]),
+                                 datetime=format_datetime, minutes_left=minutes_left, role_label=role_label,
                                  until=until, markdown=render_markdown)
     app.jinja_env.globals.update(today=lambda: datetime.now(UTC).date())
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import bindparam, func, select, text, tuple_
 
 from app.actors import Actor
 from app.errors import BadRequest, NotAllowed
@@ -68,43 +68,76 @@ class IncidentFilters:
         return not (self.assignee or self.label or self.q)
 
 
-def _search_condition(q: str):
+def _search(q: str | None) -> tuple[str | None, object]:
+    """('number', 1042), ('words', "disk:* & full:*") or (None, None) for a search box's text."""
+    if not q:
+        return None, None
     number = NUMBER_RE.match(q.strip())
     if number:
-        return Incident.number == int(number.group(1))
+        return "number", int(number.group(1))
     words = WORD_RE.findall(q.lower())[:8]
-    if not words:
-        return None
-    return Incident.search.op("@@")(func.to_tsquery("simple", " & ".join(f"{w}:*" for w in words)))
+    return ("words", " & ".join(f"{w}:*" for w in words)) if words else (None, None)
 
 
-def _conditions(actor: Actor, filters: IncidentFilters, *, with_status: bool = True) -> list:
-    conditions = [Incident.workspace_id == actor.workspace_id]
+# filter name → the condition, with a bind parameter of the same name
+_EQUALS = {"severity": Incident.severity, "priority": Incident.priority, "team": Incident.assigned_team,
+           "assignee": Incident.assignee, "tenant_id": Incident.tenant_id}
+
+
+def _shape_and_params(actor: Actor, filters: IncidentFilters, *, with_status: bool = True) -> tuple[tuple, dict]:
+    """What the query looks like (which filters, hashable) and the values it binds."""
+    params: dict = {"workspace_id": actor.workspace_id}
+    present = []
     if with_status and filters.status:
-        conditions.append(Incident.status == filters.status)
-    if filters.active_only:
-        conditions.append(Incident.status.in_(ACTIVE_STATUSES))
-    if filters.severity:
-        conditions.append(Incident.severity == filters.severity)
-    if filters.priority:
-        conditions.append(Incident.priority == filters.priority)
-    if filters.team:
-        conditions.append(Incident.assigned_team == filters.team)
-    if filters.assignee:
-        conditions.append(Incident.assignee == filters.assignee)
-    if filters.tenant_id is not None:
-        conditions.append(Incident.tenant_id == filters.tenant_id)
+        present.append("status")
+        params["status"] = filters.status
+    for name in _EQUALS:
+        value = getattr(filters, name)
+        if value is not None and value != "":
+            present.append(name)
+            params[name] = value
     if filters.label:
-        conditions.append(Incident.labels.contains([filters.label]))
-    if filters.breached is True:
+        present.append("label")
+        params["label"] = [filters.label]
+    search_kind, search_value = _search(filters.q)
+    if search_kind:
+        params[search_kind] = search_value
+    return (tuple(present), filters.active_only, filters.breached, search_kind), params
+
+
+@functools.lru_cache(maxsize=512)
+def _conditions_for(shape: tuple) -> tuple:
+    present, active_only, breached, search_kind = shape
+    conditions = [Incident.workspace_id == bindparam("workspace_id")]
+    for name in present:
+        if name == "status":
+            conditions.append(Incident.status == bindparam("status"))
+        elif name == "label":
+            conditions.append(Incident.labels.contains(bindparam("label", type_=Incident.labels.type)))
+        else:
+            conditions.append(_EQUALS[name] == bindparam(name))
+    if active_only:
+        conditions.append(Incident.status.in_(ACTIVE_STATUSES))
+    if breached is True:
         conditions.append(Incident.acknowledge_breached | Incident.resolve_breached)
-    elif filters.breached is False:
+    elif breached is False:
         conditions.append(~Incident.acknowledge_breached & ~Incident.resolve_breached)
-    if filters.q:
-        condition = _search_condition(filters.q)
-        if condition is not None:
-            conditions.append(condition)
-    return conditions
+    if search_kind == "number":
+        conditions.append(Incident.number == bindparam("number"))
+    elif search_kind == "words":
+        conditions.append(Incident.search.op("@@")(func.to_tsquery("simple", bindparam("words"))))
+    return tuple(conditions)
+
+
+@functools.lru_cache(maxsize=1024)
+def _page_statement(shape: tuple, sort: str, keyset: bool, limit: int):
+    """The page query of one filter shape and order, built once (list pages run on every keystroke)."""
+    columns, ascending = SORTS[sort]
+    query = select(*LIST_COLUMNS).where(*_conditions_for(shape))
+    if keyset:
+        key, after = tuple_(*columns), tuple_(*(bindparam(f"after_{i}") for i in range(len(columns))))
+        query = query.where(key > after if ascending else key < after)
+    return query.order_by(*(c.asc() if ascending else c.desc() for c in columns)).limit(limit)
 
 
 def encode_cursor(values: list) -> str:
@@ -146,14 +179,11 @@ def list_page(*, actor: Actor, filters: IncidentFilters, sort: str = "newest", c
         raise NotAllowed("Your role cannot see incidents.")
     if sort not in SORTS:
         sort = "newest"
-    columns, ascending = SORTS[sort]
-    query = select(*LIST_COLUMNS).where(*_conditions(actor, filters))
+    columns, _ = SORTS[sort]
+    shape, params = _shape_and_params(actor, filters)
     if cursor:
-        after = decode_cursor(cursor, sort)
-        key = tuple_(*columns)
-        query = query.where(key > tuple_(*after) if ascending else key < tuple_(*after))
-    order = [c.asc() if ascending else c.desc() for c in columns]
-    rows = db.session.execute(query.order_by(*order).limit(limit + 1)).all()
+        params.update({f"after_{i}": value for i, value in enumerate(decode_cursor(cursor, sort))})
+    rows = db.session.execute(_page_statement(shape, sort, bool(cursor), limit + 1), params).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
@@ -210,8 +240,9 @@ def breach_report(*, actor: Actor, filters: IncidentFilters, cursor: str | None 
     """Incidents that breached an SLA (newest breach first), for the SLA breach report and its CSV."""
     if not actor.can("sla.report"):
         raise NotAllowed("Your role does not include the SLA report.")
+    shape, params = _shape_and_params(actor, filters)
     query = select(*LIST_COLUMNS, Incident.breached_at, Incident.acknowledged_at, Incident.resolved_at) \
-        .where(*_conditions(actor, filters), Incident.breached_at.is_not(None))
+        .where(*_conditions_for(shape), Incident.breached_at.is_not(None)).params(**params)
     if since:
         query = query.where(Incident.breached_at >= since)
     if until:

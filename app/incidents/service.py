@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -143,6 +144,11 @@ def perform(*, actor: Actor, incident_id, action: str, data: Mapping[str, Any], 
     return incident
 
 
+DISCOVERY_WINDOW = 300
+# a per-process memory of what was audited lately, in front of the shared one in Redis
+_recently_audited: dict[tuple, float] = {}
+
+
 def audit_discovery(*, actor: Actor, filters: Mapping[str, Any]) -> None:
     """SOP 1: searching incidents is audited (entity type and filters only), at most once every five
     minutes per person and filter set so a live board does not flood the trail."""
@@ -150,8 +156,15 @@ def audit_discovery(*, actor: Actor, filters: Mapping[str, Any]) -> None:
     if not shown:
         return
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    key = (actor.kind, actor.id, digest)
+    if _recently_audited.get(key, 0) > time.monotonic() - DISCOVERY_WINDOW:
+        return  # this process already knows; spare the Redis round trip on every keystroke and poll
+    _recently_audited[key] = time.monotonic()
+    if len(_recently_audited) > 10_000:
+        _recently_audited.clear()
     try:
-        first = get_redis().set(redis_key("discovery", actor.kind, actor.id, digest), "1", nx=True, ex=300)
+        first = get_redis().set(redis_key("discovery", actor.kind, actor.id, digest), "1", nx=True,
+                                ex=DISCOVERY_WINDOW)
     except redis.RedisError:
         first = True
     if first:
