@@ -71,7 +71,7 @@ class World:
     tenant_a: Tenant
     tenant_b: Tenant
     users: dict[str, User] = field(default_factory=dict)
-    limited: User | None = None  # a resolver limited to tenant_a
+    limited: User | None = None  # an auditor limited to tenant_a
 
     def actor(self, role: str = "workspace_admin", tenant_ids: tuple[int, ...] | None = None) -> Actor:
         user = self.users[role]

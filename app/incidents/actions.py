@@ -289,18 +289,23 @@ def log_details(ctx: Context) -> None:
         incident.description = values["description"]
     if values["affected_service"] is not None:
         incident.affected_service = values["affected_service"]
-    if values["note"]:
-        timeline.add(incident, event_type="note", author=ctx.actor.subject, at=ctx.at, body=values["note"])
     after = _snapshot(incident, "description", "affected_service")
     if before == after and not values["note"]:
         raise ValidationFailed("Nothing to log: change the description, the service or add a note.")
+    changed = [label for name, label in (("description", "description"), ("affected_service", "affected service"))
+               if before[name] != after[name]]
+    body = values["note"] or ""
+    if changed:
+        body = (f"Logged: {' and '.join(changed)} updated." + (f"\n\n{body}" if body else ""))
+    timeline.add(incident, event_type="note", author=ctx.actor.subject, at=ctx.at, body=body,
+                 data={"logged": changed})
     _audit(ctx, "create", before, after, field="log")
 
 
 def add_note(ctx: Context) -> None:
     """A timeline note, possibly retroactive, possibly correcting an earlier entry."""
     incident, values = ctx.incident, ctx.values
-    occurred_at = timeline.check_occurred_at(values.get("occurred_at"))
+    occurred_at = timeline.check_occurred_at(values["occurred_at"]) if values.get("occurred_at") else ctx.at
     corrects = timeline.entry_of(incident, values["corrects"]) if values.get("corrects") else None
     entry = timeline.add(incident, event_type="note", author=ctx.actor.subject, at=occurred_at, body=values["body"],
                          corrects=corrects, data={"retroactive": occurred_at < ctx.at} if occurred_at < ctx.at else {})

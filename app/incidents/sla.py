@@ -124,20 +124,22 @@ def _act_on_breach(incident: Incident, kind: str, at: datetime) -> bool:
                  data={"sla_breach": kind, "due_at": due.isoformat()})
     audit.record(actor=actor, action="update", ref_type="incident", ref_id=incident.id,
                  tenant_id=incident.tenant_id, field_deltas={f"{kind}_breached": [False, True]},
-                 context={"reason": "sla_breach", "due_at": due})
+                 context={"reason": "sla_breach", "due_at": due}, occurred_at=at)
     escalated = False
     if incident.priority == "high" and incident.status in ("open", "investigating", "escalated"):
+        # open stays open (only an acknowledgement leaves it) but now belongs to the incident manager
         before = {"status": incident.status, "assigned_team": incident.assigned_team}
-        if incident.status == "open":
-            incident.acknowledged_at = incident.acknowledged_at or at
-        incident.status, incident.assigned_team = "escalated", "incident_manager"
+        if incident.status == "investigating":
+            incident.status = "escalated"
+        incident.assigned_team = "incident_manager"
         changes = audit.deltas(before, {"status": incident.status, "assigned_team": incident.assigned_team})
         if changes:
             timeline.add(incident, event_type="escalation", author=SLA_ACTOR_LABEL, at=at,
                          body="Escalated automatically to the incident manager (high priority, SLA breached).",
                          data={"team": "incident_manager", "automatic": True})
             audit.record(actor=actor, action="escalate", ref_type="incident", ref_id=incident.id,
-                         tenant_id=incident.tenant_id, field_deltas=changes, context={"reason": "sla_breach"})
+                         tenant_id=incident.tenant_id, field_deltas=changes, context={"reason": "sla_breach"},
+                         occurred_at=at)
             escalated = True
     simulated = " [simulation]" if incident.is_simulation else ""
     alerts.raise_alert(workspace_id=incident.workspace_id, tenant_id=incident.tenant_id,
@@ -157,9 +159,13 @@ WITH policy AS (
          AS s(severity, acknowledge_minutes, resolve_minutes)
     LEFT JOIN sla_policies p ON p.workspace_id = :workspace_id AND p.severity = s.severity
 ), due AS (
+    -- history gets its flags from the recorded times; a live incident only loses a flag that is no
+    -- longer true: raising one is the scanner's job, which also escalates and alerts
     SELECT i.id, d.ack_due, d.resolve_due,
-           coalesce(i.acknowledged_at, now()) > d.ack_due AS ack_late,
-           coalesce(i.resolved_at, i.sla_paused_at, now()) > d.resolve_due AS resolve_late
+           CASE WHEN i.acknowledged_at IS NOT NULL THEN i.acknowledged_at > d.ack_due
+                ELSE i.acknowledge_breached AND now() > d.ack_due END AS ack_late,
+           CASE WHEN i.resolved_at IS NOT NULL THEN i.resolved_at > d.resolve_due
+                ELSE i.resolve_breached AND coalesce(i.sla_paused_at, now()) > d.resolve_due END AS resolve_late
     FROM incidents i
     JOIN policy ON policy.severity = i.severity
     CROSS JOIN LATERAL (SELECT

@@ -115,7 +115,7 @@ def test_sla_scan_runs_on_the_worker_and_alerts_the_incident_managers(app, clien
     run_worker(app, burst=True, simple=True, with_scheduler=False)
     db.session.expire_all()
     row = db.session.get(Incident, incident.id)
-    assert row.acknowledge_breached and row.status == "escalated" and row.assigned_team == "incident_manager"
+    assert row.acknowledge_breached and row.status == "open" and row.assigned_team == "incident_manager"
     alerts = db.session.scalars(select(Alert).where(Alert.workspace_id == world.workspace.id)).all()
     assert len(alerts) == 1 and alerts[0].audience_role == "incident_manager"
     client.login(world.email("incident_manager"))
