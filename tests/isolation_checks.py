@@ -94,8 +94,9 @@ def check_review_item(client, world, other_world):
     for action, data in (("acknowledge", {}), ("resolve", {"summary": "fixed"})):
         incidents.perform(actor=other_world.actor("service_desk_analyst"), incident_id=incident.id, action=action,
                           data=data)
-    from app.reviews import service as reviews
     from datetime import date
+
+    from app.reviews import service as reviews
 
     reviews.save_review(actor=manager, incident_id=incident.id, summary="A review written elsewhere, long enough.")
     reviews.add_action_item(actor=manager, incident_id=incident.id, description="x", owner="y", due_date=date.today())
