@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"/bench/bare/incidents?workspace_id={incidents.workspace_id}&severity=p2"),
             Scenario("board", "board page (signed in, filtered, counts, 50 rows)", f"/incidents?{board_filters}",
                      {"Cookie": analyst_cookie}, baseline="bare_board"),
-            Scenario("board_search", "board live search (HTMX fragment)", f"/incidents?{board_filters}&q=payroll",
+            Scenario("board_search", "board live search (HTMX fragment)", f"/incidents?{board_filters}&q=treasury",
                      {"Cookie": analyst_cookie, "HX-Request": "true", "HX-Target": "board-results"},
                      baseline="bare_board"),
             Scenario("api_list", "GET /api/v1/incidents (token, filtered, 50)",

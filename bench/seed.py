@@ -99,13 +99,13 @@ SELECT gen_random_uuid(), :workspace_id, (:tenant_ids)[1 + (g % cardinality(:ten
        (ARRAY['Latency above SLO', 'Error rate spike', 'Timeouts', 'Crash loop', 'Disk almost full',
               'Certificate expiring', 'Login failures', 'Stale data', 'Memory leak', 'Queue backlog',
               'Slow queries', 'Packet loss', 'Failed deploy', 'Drift detected', 'Empty responses',
-              'Throttling', 'Replication lag', 'Job failed', 'High CPU', 'DNS resolution errors'])[1 + g %% 20]
+              'Throttling', 'Replication lag', 'Job failed', 'High CPU', 'DNS resolution errors'])[1 + g % 20]
        || ' on ' ||
        (ARRAY['checkout', 'payments', 'search', 'catalog', 'inventory', 'orders', 'billing', 'invoicing',
               'shipping', 'returns', 'loyalty', 'recommendations', 'fraud', 'identity', 'sso', 'vpn', 'wifi',
               'printing', 'payroll', 'reporting', 'warehouse', 'pricing', 'promotions', 'notifications', 'email',
               'sms', 'mobile', 'web', 'partner', 'ledger', 'treasury', 'kyc', 'onboarding', 'support', 'chat',
-              'telephony', 'storage', 'backup', 'cdn', 'gateway'])[1 + (g / 20) %% 40] || ' #' || g,
+              'telephony', 'storage', 'backup', 'cdn', 'gateway'])[1 + (g / 20) % 40] || ' #' || g,
        '', sev.s, CASE sev.s WHEN 'p1' THEN 'high' WHEN 'p2' THEN 'high' WHEN 'p3' THEN 'medium' ELSE 'low' END,
        st.s, (ARRAY['software', 'hardware', 'security', 'performance', 'other'])[1 + g % 5],
        'monitoring_tool', (ARRAY['manual', 'alertmanager', 'pagerduty'])[1 + g % 3],

@@ -11,6 +11,7 @@ import base64
 import functools
 import json
 import re
+import time
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -223,14 +224,28 @@ GROUP BY status
 """)
 
 
+COUNTS_FRESH_SECONDS = 3.0
+# counts per filter set, kept a few seconds in each process: a busy board (every analyst polling,
+# every keystroke of a search) asks the same question many times a second
+_recent_counts: dict[tuple, tuple[float, dict]] = {}
+
+
 def _summary_counts(actor: Actor, filters: IncidentFilters) -> list[StatusCount]:
     tenants = actor.tenant_ids
     if filters.tenant_id is not None:
         tenants = (filters.tenant_id,) if tenants is None or filters.tenant_id in tenants else ()
-    counts = dict(db.session.execute(_SUMMARY, {
-        "ws": actor.workspace_id, "tenants": list(tenants) if tenants is not None else None,
-        "severity": filters.severity, "priority": filters.priority, "team": filters.team,
-        "breached": filters.breached}).all())
+    key = (actor.workspace_id, tenants, filters.severity, filters.priority, filters.team, filters.breached)
+    cached = _recent_counts.get(key)
+    if cached is not None and cached[0] > time.monotonic() - COUNTS_FRESH_SECONDS:
+        counts = cached[1]
+    else:
+        counts = dict(db.session.execute(_SUMMARY, {
+            "ws": actor.workspace_id, "tenants": list(tenants) if tenants is not None else None,
+            "severity": filters.severity, "priority": filters.priority, "team": filters.team,
+            "breached": filters.breached}).all())
+        if len(_recent_counts) > 5000:
+            _recent_counts.clear()
+        _recent_counts[key] = (time.monotonic(), counts)
     shown = ACTIVE_STATUSES if filters.active_only else tuple(STATUSES)
     return [StatusCount(status, int(counts.get(status, 0))) for status in STATUSES if status in shown]
 
