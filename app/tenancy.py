@@ -108,3 +108,20 @@ def install_scoping(session_class) -> None:
             # lazy loads of a row already in scope: the parent query was filtered
             return
         state.statement = state.statement.options(*_scope_options(scope))
+
+
+def scope_sql(session: Session, alias: str) -> tuple[str, str, dict]:
+    """The same scope as a SQL predicate, for the few hot list queries written as SQL.
+
+    Returns (kind, predicate, params); `kind` names the predicate's shape so callers can cache the
+    statement text per shape. Outside requests (no scope) and for the platform, no restriction.
+    """
+    scope = current_scope(session)
+    if scope is None or scope.platform:
+        return "all", "TRUE", {}
+    if scope.workspace_id is None:
+        return "none", "FALSE", {}
+    if scope.tenant_ids is None:
+        return "workspace", f"{alias}.workspace_id = :scope_workspace", {"scope_workspace": scope.workspace_id}
+    return ("tenants", f"{alias}.workspace_id = :scope_workspace AND {alias}.tenant_id = ANY(:scope_tenants)",
+            {"scope_workspace": scope.workspace_id, "scope_tenants": list(scope.tenant_ids)})
