@@ -49,13 +49,30 @@ def _actor_can(capability: str) -> bool:
     return current_user.is_authenticated and current_actor().can(capability)
 
 
+URL_CACHE_SIZE = 8192
+
+
+def cached_url_for(endpoint: str, **values) -> str:
+    """url_for for templates, remembered per application, mount point and arguments: a list page
+    builds the same few hundred links on every request (rows are polled and re-rendered)."""
+    if values.get("_external") or values.get("_anchor"):
+        return url_for(endpoint, **values)
+    cache = current_app.extensions.setdefault("opsdesk_url_cache", {})
+    try:
+        key = (request.script_root, endpoint, tuple(sorted(values.items())))
+        hash(key)
+    except TypeError:
+        return url_for(endpoint, **values)
+    url = cache.get(key)
+    if url is None:
+        if len(cache) >= URL_CACHE_SIZE:
+            cache.clear()
+        url = cache[key] = url_for(endpoint, **values)
+    return url
+
+
 def _nav_url(endpoint: str) -> str:
-    """Navigation targets take no arguments: build each URL once per mount point."""
-    cache = current_app.extensions.setdefault("opsdesk_nav_urls", {})
-    key = (request.script_root, endpoint)
-    if key not in cache:
-        cache[key] = url_for(endpoint)
-    return cache[key]
+    return cached_url_for(endpoint)
 
 
 def nav_items() -> list[NavItem]:
@@ -124,7 +141,7 @@ def role_label(role: str | None) -> str:
 def init_templating(app: Flask) -> None:
     from app.audit.display import changes_html, ref_url
 
-    app.jinja_env.globals.update(nav_items=nav_items, can=_actor_can, options=options,
+    app.jinja_env.globals.update(url_for=cached_url_for, nav_items=nav_items, can=_actor_can, options=options,
                                  changes_html=changes_html, ref_url=ref_url)
     from app.markdown import render_markdown
 
