@@ -28,7 +28,7 @@ def token_required(capability: str | None = None):
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            claims = tokens.decode_token(bearer_token())
+            claims = tokens.decode_token(bearer_token(), check_revoked=False)  # checked with the profile read
             actor = actor_for_token(claims, ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
             if capability and not actor.can(capability):
                 raise NotAllowed("The token's role does not allow this.")

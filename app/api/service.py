@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from app.actors import Actor
 from app.api import tokens
 from app.audit import service as audit
-from app.auth import throttle
+from app.auth import sessions, throttle
 from app.auth.models import ServiceAccount, User
 from app.auth.passwords import verify_password
 from app.auth.service import BAD_CREDENTIALS
@@ -53,7 +53,7 @@ def create_user_token(*, email: str, password: str, workspace_slug: str | None, 
         raise Unauthenticated(BAD_CREDENTIALS)
     throttle.clear(realm="api", email=email)
     token, expires_in = tokens.issue_token(sub=user.slug, workspace_id=membership.workspace_id, kind="user",
-                                           ttl_seconds=current_app.config["API_TOKEN_TTL_SECONDS"])
+                                           ttl_seconds=current_app.config["API_TOKEN_TTL_SECONDS"], user_id=user.id)
     audit.record(actor=Actor(kind="user", id=user.id, label=user.email, ip=ip, user_agent=user_agent),
                  action="login", ref_type="api_token", workspace_id=membership.workspace_id,
                  context={"outcome": "succeeded", "realm": "api"})
@@ -71,8 +71,27 @@ WHERE u.slug = :slug AND u.is_active
 
 
 def actor_for_token(claims: tokens.TokenClaims, *, ip: str | None, user_agent: str | None) -> Actor:
-    """Resolve the token's subject now, so a removed member or disabled account loses access at once."""
+    """Resolve the token's subject now, so a removed member or disabled account loses access at once.
+
+    A user token reads the revocation mark and the person's cached profile in one Redis round
+    trip (the profile is dropped whenever their memberships change); when Redis does not answer,
+    the request fails closed.
+    """
     ua = (user_agent or "")[:512] or None
+    if claims.kind == "user" and claims.user_id is not None:
+        revoked, profile = sessions.revoked_and_profile(tokens.denylist_key(claims.jti), claims.user_id)
+        if revoked:
+            raise Unauthenticated("The token has been revoked.")
+        if profile is None or profile.get("slug") != claims.sub:
+            raise Unauthenticated("The token's user no longer has access.")
+        membership = next((w for w in profile["workspaces"] if w[0] == claims.workspace_id), None)
+        if membership is None:
+            raise Unauthenticated("The token's user no longer has access.")
+        return Actor(kind="user", id=profile["id"], label=profile["email"], name=profile["name"], slug=profile["slug"],
+                     workspace_id=claims.workspace_id, role=membership[3],
+                     tenant_ids=tuple(membership[5]) if membership[5] else None, ip=ip, user_agent=ua)
+    if tokens.is_revoked(claims.jti):
+        raise Unauthenticated("The token has been revoked.")
     if claims.kind == "user":
         row = db.session.execute(_USER_ACTOR_SQL, {"slug": claims.sub, "workspace_id": claims.workspace_id}).first()
         if row is None:

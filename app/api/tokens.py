@@ -31,18 +31,23 @@ class TokenClaims:
     iat: int
     workspace_id: int
     kind: str  # "user" | "service_account"
+    user_id: int | None = None  # for user tokens: lets the request reuse the cached profile
 
 
-def issue_token(*, sub: str, workspace_id: int, kind: str, ttl_seconds: int) -> tuple[str, int]:
+def issue_token(*, sub: str, workspace_id: int, kind: str, ttl_seconds: int,
+                user_id: int | None = None) -> tuple[str, int]:
     """A signed token for `sub` in one workspace; returns (token, expires_in)."""
     issued_at = int(time.time())
     claims = {"sub": sub, "iat": issued_at, "nbf": issued_at, "exp": issued_at + ttl_seconds,
               "jti": uuid.uuid4().hex, "iss": ISSUER, "ws": workspace_id, "kind": kind}
+    if user_id is not None:
+        claims["uid"] = user_id
     return jwt.encode(claims, current_app.config["JWT_SECRET_KEY"], algorithm=ALGORITHM), ttl_seconds
 
 
-def decode_token(token: str) -> TokenClaims:
-    """Verify signature, algorithm, expiry and required claims, then the denylist."""
+def decode_token(token: str, *, check_revoked: bool = True) -> TokenClaims:
+    """Verify signature, algorithm, expiry and required claims, then (unless the caller checks it
+    together with other Redis reads) the denylist."""
     try:
         claims = jwt.decode(token, current_app.config["JWT_SECRET_KEY"], algorithms=[ALGORITHM],
                             issuer=ISSUER, options={"require": REQUIRED_CLAIMS + ["iss"]}, leeway=5)
@@ -52,12 +57,17 @@ def decode_token(token: str) -> TokenClaims:
         raise Unauthenticated("The token is not valid.") from None
     try:
         parsed = TokenClaims(sub=str(claims["sub"]), jti=str(claims["jti"]), exp=int(claims["exp"]),
-                             iat=int(claims["iat"]), workspace_id=int(claims["ws"]), kind=str(claims["kind"]))
+                             iat=int(claims["iat"]), workspace_id=int(claims["ws"]), kind=str(claims["kind"]),
+                             user_id=int(claims["uid"]) if "uid" in claims else None)
     except (KeyError, TypeError, ValueError):
         raise Unauthenticated("The token is not valid.") from None
-    if is_revoked(parsed.jti):
+    if check_revoked and is_revoked(parsed.jti):
         raise Unauthenticated("The token has been revoked.")
     return parsed
+
+
+def denylist_key(jti: str) -> str:
+    return _denylist_entry(jti)
 
 
 def _denylist_entry(jti: str) -> str:

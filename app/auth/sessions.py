@@ -171,6 +171,33 @@ def _choices(items: Iterable[list]) -> list[WorkspaceChoice]:
             for ws_id, slug, name, role, tenants, limit in items]
 
 
+def _cached_profile(client, kind: str, person_id: int, raw: bytes | None) -> dict | None:
+    if raw:
+        return json.loads(raw)
+    profile = _load_profile(kind, person_id)
+    if profile is not None:
+        try:
+            client.set(_profile_key(kind, person_id), json.dumps(profile), ex=PROFILE_TTL_SECONDS)
+        except redis.RedisError:
+            raise ServiceUnavailable("Sessions are unavailable right now (Redis is not answering).") from None
+    return profile
+
+
+def revoked_and_profile(denylist_key: str, user_id: int) -> tuple[bool, dict | None]:
+    """For API tokens: whether the token is revoked and who its user is now, in one round trip."""
+    client = get_redis()
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.exists(denylist_key)
+        pipe.get(_profile_key(USER, user_id))
+        revoked, raw = pipe.execute()
+    except redis.RedisError:
+        raise ServiceUnavailable("Token revocation cannot be checked right now (Redis is not answering).") from None
+    if revoked:
+        return True, None
+    return False, _cached_profile(client, USER, user_id, raw)
+
+
 def invalidate_profiles(kind: str, person_ids: Iterable[int]) -> None:
     """Make the next request of these people reload who they are (after a committed change)."""
     keys = [_profile_key(kind, pid) for pid in set(person_ids)]
@@ -268,16 +295,9 @@ def load_signed_in(token: str | None) -> SignedIn | None:
     state = json.loads(raw_state) if raw_state else _state_from_row(digest, kind, person_id)
     if state is None or state.get("pid") != person_id or state.get("kind") != kind or state["exp"] < time.time():
         return None
-    if raw_profile:
-        profile = json.loads(raw_profile)
-    else:
-        profile = _load_profile(kind, person_id)
-        if profile is None:
-            return None
-        try:
-            client.set(_profile_key(kind, person_id), json.dumps(profile), ex=PROFILE_TTL_SECONDS)
-        except redis.RedisError:
-            raise ServiceUnavailable("Sessions are unavailable right now (Redis is not answering).") from None
+    profile = _cached_profile(client, kind, person_id, raw_profile)
+    if profile is None:
+        return None
     if time.time() - state.get("seen", 0) > LAST_SEEN_WRITE_SECONDS:
         _record_last_seen(digest, state)
     return _signed_in(token, kind, state, profile)
