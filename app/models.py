@@ -16,3 +16,5 @@ from app.incidents.models import (  # noqa: F401
 )
 from app.reviews.models import PirActionItem, PostIncidentReview  # noqa: F401
 from app.workspaces.models import Membership, MembershipTenant, ReferenceCounter, Tenant, Workspace  # noqa: F401
+from app.findings.models import Finding, MonitoringEvent  # noqa: F401
+from app.runbooks.models import AlertDelivery, AlertRule, OperationRun, OperationRunPart  # noqa: F401

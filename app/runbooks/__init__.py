@@ -1,0 +1,1 @@
+"""Platform runbooks: the catalog, operation runs, preflight → confirm → start, and execution."""
