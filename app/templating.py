@@ -31,6 +31,8 @@ SYSTEM_NAV = [
     ("Runbooks", "system.runbooks", "system.runbooks.view"),
     ("Runs", "system.runs", "system.runbooks.view"),
     ("Service health", "system.health", "system.use"),
+    ("Queues & jobs", "system.queues", "system.use"),
+    ("Deliveries", "system.deliveries", "system.use"),
     ("Audit", "system.audit", "system.audit.view"),
 ]
 

@@ -43,6 +43,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "changes.approve": frozenset({"change_manager"}),
     "alerts.view": frozenset(ROLES),
     "settings.manage": frozenset({"workspace_admin"}),
+    "alert_rules.manage": frozenset({"workspace_admin"}),
     "audit.view": MANAGERS | {"auditor", "workspace_admin"},
     "audit.export": MANAGERS | {"auditor", "workspace_admin"},
     "members.view": frozenset({"workspace_admin", "service_desk_manager", "incident_manager"}),
@@ -54,6 +55,9 @@ PLATFORM_CAPABILITIES: dict[str, frozenset[str]] = {
     "system.use": frozenset(PLATFORM_ROLES),
     "system.audit.view": frozenset(PLATFORM_ROLES),
     "system.break_glass": frozenset(PLATFORM_ROLES),
+    "system.runbooks.view": frozenset(PLATFORM_ROLES),
+    "system.runbooks.run": frozenset(PLATFORM_ROLES),
+    "system.jobs.manage": frozenset(PLATFORM_ROLES),  # retry or requeue failed jobs and deliveries
     "system.platform_users.manage": frozenset({"platform_admin"}),
 }
 
