@@ -125,6 +125,10 @@ class Config:
         self.BREAK_GLASS_MINUTES = _int(env, "OPSDESK_BREAK_GLASS_MINUTES", 30)
         self.REDIS_TIMEOUT_SECONDS = _int(env, "OPSDESK_REDIS_TIMEOUT_MS", 2000) / 1000
         self.PAGE_SIZE = 50
+        # runbooks: rows per chunk (one transaction each), and when a silent part counts as lost
+        self.RUNBOOK_CHUNK_ROWS = _int(env, "OPSDESK_RUNBOOK_CHUNK_ROWS", 5000, minimum=1)
+        self.RUNBOOK_STALE_SECONDS = _int(env, "OPSDESK_RUNBOOK_STALE_SECONDS", 120, minimum=5)
+        self.RUNBOOK_MAX_ATTEMPTS = _int(env, "OPSDESK_RUNBOOK_MAX_ATTEMPTS", 3)
 
 
 class TestConfig(Config):

@@ -150,7 +150,8 @@ def _act_on_breach(incident: Incident, kind: str, at: datetime) -> bool:
     return escalated
 
 
-_RECOMPUTE = text("""
+# due times and breach flags as the policy says they should be, for the incidents `{where}` selects
+_DUE = """
 WITH policy AS (
     SELECT s.severity,
            coalesce(p.acknowledge_minutes, s.acknowledge_minutes) AS acknowledge_minutes,
@@ -173,10 +174,13 @@ WITH policy AS (
         i.created_at + make_interval(mins => policy.resolve_minutes) + make_interval(secs => i.sla_paused_seconds)
             AS resolve_due) d
     WHERE i.workspace_id = :workspace_id AND (CAST(:tenant_id AS integer) IS NULL OR i.tenant_id = :tenant_id)
-      AND i.id > CAST(:after AS uuid)
-    ORDER BY i.id
-    LIMIT :chunk
-), changed AS (
+      {where}
+)"""
+_STALE = """(i.acknowledge_due_at, i.resolve_due_at, i.acknowledge_breached, i.resolve_breached)
+          IS DISTINCT FROM (due.ack_due, due.resolve_due, due.ack_late, due.resolve_late)"""
+
+_RECOMPUTE = text(_DUE.format(where="AND i.id > CAST(:after AS uuid) ORDER BY i.id LIMIT :chunk") + f"""
+, changed AS (
     UPDATE incidents i SET
         acknowledge_due_at = due.ack_due, resolve_due_at = due.resolve_due,
         acknowledge_breached = due.ack_late, resolve_breached = due.resolve_late,
@@ -185,14 +189,23 @@ WITH policy AS (
             ELSE coalesce(i.breached_at, least(CASE WHEN due.ack_late THEN due.ack_due END,
                                                CASE WHEN due.resolve_late THEN due.resolve_due END)) END
     FROM due
-    WHERE i.id = due.id
-      AND (i.acknowledge_due_at, i.resolve_due_at, i.acknowledge_breached, i.resolve_breached)
-          IS DISTINCT FROM (due.ack_due, due.resolve_due, due.ack_late, due.resolve_late)
+    WHERE i.id = due.id AND {_STALE}
     RETURNING i.id
 )
 SELECT (SELECT count(*) FROM due) AS scanned, (SELECT count(*) FROM changed) AS changed,
        (SELECT max(id::text) FROM due) AS last_id
 """)
+
+_SURVEY = text(_DUE.format(where="") + f"""
+SELECT count(*) AS total, count(*) FILTER (WHERE {_STALE}) AS stale
+FROM due JOIN incidents i ON i.id = due.id
+""")
+
+
+def survey(*, workspace_id: int, tenant_id: int | None = None) -> tuple[int, int]:
+    """(incidents, incidents a recompute would change), changing nothing."""
+    row = db.session.execute(_SURVEY, {"workspace_id": workspace_id, "tenant_id": tenant_id}).one()
+    return row.total, row.stale
 
 
 def recompute_chunk(*, workspace_id: int, tenant_id: int | None, after: str = "00000000-0000-0000-0000-000000000000",

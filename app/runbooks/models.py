@@ -91,6 +91,7 @@ class OperationRunPart(db.Model):
     updated: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     skipped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    job_id: Mapped[str | None] = mapped_column(String(200))
     failure: Mapped[dict | None] = mapped_column(JSONB)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

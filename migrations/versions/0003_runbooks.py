@@ -143,6 +143,7 @@ def upgrade():
     sa.Column('updated', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('skipped', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('job_id', sa.String(length=200), nullable=True),
     sa.Column('failure', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('queued_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
