@@ -62,6 +62,18 @@ def _ensure_member(*, actor: Actor, workspace_id: int, email: str, name: str, ro
     return "present"
 
 
+def _ensure_alert_rule(actor: Actor) -> int:
+    """A failed runbook run raises an in-app alert for the workspace admins (no mail, no webhook)."""
+    from app.alerting import service as alerting
+
+    if any(rule.event_type == "operations.run.failed" and rule.channel == "in_app"
+           for rule in alerting.list_rules(actor=actor)):
+        return 0
+    alerting.save_rule(actor=actor, event_type="operations.run.failed", channel="in_app",
+                       audience_role="workspace_admin")
+    return 1
+
+
 def load_demo(*, password: str = "demo-password") -> dict:
     """Create or complete the demo data; returns what it did, for the CLI to print."""
     system = Actor.system("demo-load")
@@ -96,8 +108,10 @@ def load_demo(*, password: str = "demo-password") -> dict:
             platform[email] = "reset password" if _ensure_password(person, password, system, "platform_user",
                                                                    None) else "present"
     db.session.commit()
+    alert_rules = _ensure_alert_rule(actor)
     from app.incidents.demo import load_demo_incidents
 
     incidents = load_demo_incidents(workspace_id=workspace.id)
     return {"workspace": WORKSPACE[0], "workspace_created": created, "tenants": list(tenant_ids),
-            "users": members, "platform_users": platform, "incidents_created": incidents, "password": password}
+            "users": members, "platform_users": platform, "incidents_created": incidents,
+            "alert_rules_created": alert_rules, "password": password}

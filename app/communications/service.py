@@ -7,22 +7,16 @@ with back-off, its state kept on the row for the incident page and /system to sh
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import secrets
-import smtplib
-import urllib.error
-import urllib.request
 from datetime import datetime
-from email.message import EmailMessage
 
 from sqlalchemy import select
 
 from app.actors import Actor
 from app.audit import service as audit
 from app.communications.models import CHANNEL_KINDS, Communication, CommunicationChannel
+from app.delivery import DeliveryError, post_signed_json, send_email, webhook_signature
 from app.errors import NotAllowed, ValidationFailed
 from app.extensions import db
 from app.incidents.vocabulary import PRIORITIES, RECIPIENT_GROUPS, STATUSES, TEAMS
@@ -107,8 +101,7 @@ def queue_delivery(communication_id) -> None:
         log.warning("could not enqueue delivery of communication %s", communication_id, exc_info=True)
 
 
-class DeliveryError(RuntimeError):
-    """A delivery attempt failed; the message is safe to store and show."""
+__all__ = ["DeliveryError", "webhook_signature"]  # re-exported: they lived here before app.delivery
 
 
 def deliver(communication_id, *, final_attempt: bool) -> str:
@@ -147,43 +140,17 @@ def deliver(communication_id, *, final_attempt: bool) -> str:
 
 
 def _send_email(channel: CommunicationChannel, communication: Communication) -> None:
-    message = EmailMessage()
-    message["Subject"] = communication.subject
-    message["From"] = channel.from_address
-    message["To"] = ", ".join(channel.to_addresses or [])
-    message["Message-ID"] = f"<{communication.id}@opsdesk>"
-    message.set_content(communication.message)
-    try:
-        with smtplib.SMTP(channel.smtp_host, channel.smtp_port or 25, timeout=10) as smtp:
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as error:
-        raise DeliveryError(f"SMTP delivery to {channel.smtp_host}:{channel.smtp_port} failed: "
-                            f"{error.__class__.__name__}") from None
-
-
-def webhook_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    send_email(channel.smtp_host, channel.smtp_port, channel.from_address, channel.to_addresses or [],
+               communication.subject, communication.message, f"<{communication.id}@opsdesk>")
 
 
 def _post_webhook(channel: CommunicationChannel, communication: Communication) -> None:
-    body = json.dumps({
+    post_signed_json(channel.webhook_url, channel.signing_secret, "incident.communication", str(communication.id), {
         "event": "incident.communication", "communication_id": str(communication.id),
         "incident_id": str(communication.incident_id), "recipients": communication.recipients,
         "subject": communication.subject, "message": communication.message, "sender": communication.sender,
         "created_at": communication.created_at.isoformat() if communication.created_at else None,
-    }).encode()
-    request = urllib.request.Request(channel.webhook_url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "Opsdesk-Webhook/1",
-        "X-Opsdesk-Event": "incident.communication", "X-Opsdesk-Delivery": str(communication.id),
-        "X-Opsdesk-Signature": webhook_signature(channel.signing_secret or "", body)})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            if not 200 <= response.status < 300:
-                raise DeliveryError(f"webhook answered HTTP {response.status}")
-    except urllib.error.HTTPError as error:
-        raise DeliveryError(f"webhook answered HTTP {error.code}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DeliveryError(f"webhook could not be reached: {error.__class__.__name__}") from None
+    })
 
 
 # -- channels ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from flask import flash, request, url_for
 
 from app.auth.guards import console_required, current_actor
 from app.errors import NotAllowed, ValidationFailed
-from app.htmx import redirect_to, render
+from app.htmx import notice, redirect_to, render
 from app.workspaces import bp, service
 from app.workspaces.forms import AddMemberForm, MemberForm, TenantForm
 from app.workspaces.roles import ROLES
@@ -127,3 +127,52 @@ def channels():
             return redirect_to(url_for("workspaces.channels"))
     return render("workspaces/channels.html", status=status, channels=communications.list_channels(actor=actor),
                   groups=RECIPIENT_GROUPS, kinds=CHANNEL_KINDS, errors=errors, message=message, values=values)
+
+
+def _alert_rules_page(*, status: int = 200, errors: dict | None = None, message: str | None = None,
+                      values: dict | None = None, created=None):
+    from app.alerting import service as alerting
+
+    return render("workspaces/alert_rules.html", block="rules", status=status,
+                  rules=alerting.list_rules(actor=current_actor()), event_types=alerting.EVENT_TYPES,
+                  channels=alerting.CHANNEL_LABELS, roles=ROLES, target=alerting.rule_target,
+                  errors=errors or {}, message=message, values=values or {}, created=created)
+
+
+@bp.route("/workspace/alert-rules", methods=["GET", "POST"])
+@console_required("alert_rules.manage")
+def alert_rules():
+    """Where operations events (a failed runbook run, …) go: in-app, e-mail or a signed webhook."""
+    from app.alerting import service as alerting
+
+    if request.method == "GET":
+        return _alert_rules_page()
+    form = request.form
+    channel, port = form.get("channel", ""), form.get("smtp_port", "").strip()
+    smtp_port = None
+    if port and channel == "email":
+        smtp_port = int(port) if port.isdigit() and len(port) <= 5 else -1  # -1: refused as a bad port
+    try:
+        rule = alerting.save_rule(
+            actor=current_actor(), event_type=form.get("event_type", ""), channel=channel,
+            audience_role=form.get("audience_role") or None, smtp_host=form.get("smtp_host"), smtp_port=smtp_port,
+            from_address=form.get("from_address"), to_addresses=form.get("to_addresses", "").replace(";", ",").split(","),
+            webhook_url=form.get("webhook_url"))
+    except ValidationFailed as problem:
+        return _alert_rules_page(status=422, errors=problem.fields, message=problem.message, values=dict(form))
+    if rule.signing_secret:
+        # the one time the secret is shown: on this answer, never through a redirect or the session
+        notice("Alert rule added.", "success")
+        return _alert_rules_page(created=rule)
+    flash("Alert rule added.", "success")
+    return redirect_to(url_for("workspaces.alert_rules"))
+
+
+@bp.post("/workspace/alert-rules/<int:rule_id>/delete")
+@console_required("alert_rules.manage")
+def delete_alert_rule(rule_id: int):
+    from app.alerting import service as alerting
+
+    alerting.delete_rule(actor=current_actor(), rule_id=rule_id)
+    flash("Alert rule deleted.", "success")
+    return redirect_to(url_for("workspaces.alert_rules"))

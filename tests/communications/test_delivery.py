@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
-from email import message_from_bytes
 from hashlib import sha256
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from app.communications import service as communications
@@ -19,48 +15,6 @@ from app.communications.models import Communication, CommunicationChannel
 from app.extensions import db
 from app.incidents import service
 from jobs.worker import run_worker
-from tests.services import free_port
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture()
-def smtp_server():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
-
-
-@pytest.fixture()
-def http_receiver():
-    received, answers = [], []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((dict(self.headers), body))
-            status = answers.pop(0) if answers else 204
-            self.send_response(status)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received, answers
-    server.shutdown()
-    server.server_close()
 
 
 def incident_for(world):
