@@ -65,9 +65,11 @@ def book_next(job: Periodic, *, now: float | None = None) -> str | None:
 
 def book_all() -> list[str]:
     """Called when a worker starts: make sure every periodic job has its next run booked."""
-    import jobs.communications  # noqa: F401  (each module registers its periodic jobs)
+    import jobs.alerting  # noqa: F401  (each module registers its periodic jobs)
+    import jobs.communications  # noqa: F401
     import jobs.incidents  # noqa: F401
     import jobs.maintenance  # noqa: F401
+    import jobs.runbooks  # noqa: F401
 
     return [job_id for job in _periodic.values() if (job_id := book_next(job))]
 

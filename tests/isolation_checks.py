@@ -168,3 +168,28 @@ def check_api_create(client, world, other_world):
                                                           "tenant": other_world.tenant_a.slug},
                                headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 422 and response.get_json()["error"]["fields"] == {"tenant": "unknown tenant"}
+
+
+def _foreign_alert_rule(other_world):
+    from app.runbooks.models import AlertRule
+
+    rule = AlertRule(workspace_id=other_world.workspace.id, event_type="operations.run.failed", channel="webhook",
+                     webhook_url="https://elsewhere.example/alerts", signing_secret="elsewhere-secret")
+    db.session.add(rule)
+    db.session.commit()
+    return rule.id
+
+
+def check_alert_rules(client, world, other_world):
+    _foreign_alert_rule(other_world)
+    body = client.get("/workspace/alert-rules").get_data(as_text=True)
+    assert "elsewhere.example" not in body and "elsewhere-secret" not in body
+
+
+def check_alert_rule_delete(client, world, other_world):
+    from app.runbooks.models import AlertRule
+
+    rule_id = _foreign_alert_rule(other_world)
+    assert client.post(f"/workspace/alert-rules/{rule_id}/delete").status_code == 404
+    db.session.expire_all()
+    assert db.session.get(AlertRule, rule_id) is not None
