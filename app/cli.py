@@ -126,6 +126,8 @@ def worker_command(burst: bool, no_scheduler: bool) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for command in (demo_cli, users_cli, tokens_cli, audit_cli, worker_command):
+    from app.runbooks.cli import findings_cli, runbooks_cli
+
+    for command in (demo_cli, users_cli, tokens_cli, audit_cli, worker_command, findings_cli, runbooks_cli):
         app.cli.add_command(command)
 

@@ -10,7 +10,7 @@ from rq import SimpleWorker, Worker
 
 from app.extensions import db, get_redis
 from jobs.context import set_app
-from jobs.queues import all_queues
+from jobs.queues import all_queues, get_queue
 from jobs.schedule import book_all
 
 log = logging.getLogger(__name__)
@@ -26,11 +26,11 @@ class OpsdeskWorker(Worker):
 
 
 def run_worker(app: Flask, *, burst: bool = False, simple: bool = False, with_scheduler: bool = True,
-               name: str | None = None) -> bool:
+               name: str | None = None, queue_names: list[str] | None = None) -> bool:
     set_app(app)
     worker_class = SimpleWorker if simple else OpsdeskWorker
     with app.app_context():
-        queues = all_queues()
+        queues = [get_queue(q) for q in queue_names] if queue_names else all_queues()
         worker = worker_class(queues, connection=get_redis(), name=name)
         log.info("worker %s on %s (pid %s)", worker.name, ", ".join(q.name for q in queues), os.getpid())
         if with_scheduler:

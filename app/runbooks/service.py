@@ -409,3 +409,67 @@ def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50
 
 def active_runs() -> list[OperationRun]:
     return db.session.scalars(select(OperationRun).where(text(ACTIVE_RUN_SQL)).order_by(OperationRun.id)).all()
+
+
+def run_as_json(run: OperationRun) -> dict:
+    """The run as the CLI prints it and the API would return it."""
+    def stamp(value):
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    return {"id": run.id, "type": run.type, "workspace_id": run.workspace_id, "tenant_id": run.tenant_id,
+            "user_id": run.user_id, "initiator_name": run.initiator_name, "status": run.status,
+            "outcome": run.outcome, "run_identity_hash": run.run_identity_hash,
+            "summary_counts": summary.initial(**{k: int(v) for k, v in (run.summary_counts or {}).items()}),
+            "failure_summary": run.failure_summary or [], "context": run.context or {},
+            "created_at": stamp(run.created_at), "started_at": stamp(run.started_at),
+            "completed_at": stamp(run.completed_at)}
+
+
+def workers_listening() -> int:
+    """Live RQ workers on the runbooks queue (the CLI runs the jobs itself when there are none)."""
+    from rq import Worker
+
+    from app.extensions import get_redis
+    from jobs.queues import get_queue
+
+    queue = get_queue("runbooks")
+    return sum(1 for worker in Worker.all(connection=get_redis(), queue=queue) if worker.state != "suspended")
+
+
+def deploy_release() -> str:
+    """What the deploy hook runs once for: OPSDESK_RELEASE if set, else the schema revision."""
+    import os
+
+    release = os.environ.get("OPSDESK_RELEASE", "").strip()
+    if release:
+        return release[:100]
+    revision = db.session.scalar(text("SELECT version_num FROM alembic_version LIMIT 1"))
+    return f"schema-{revision}"
+
+
+def deploy_hook(*, release: str) -> list[dict]:
+    """Start every runbook marked to run after a deploy, on all tenants of every workspace, once per
+    release: a second call for the same release starts nothing. Returns what it did per run."""
+    actor = Actor.system("deploy_hook")
+    done = []
+    for workspace in db.session.scalars(select(Workspace).order_by(Workspace.id)).all():
+        for runbook in RUNBOOKS.values():
+            if not runbook.run_after_deploy or ALL_TENANTS not in runbook.scopes:
+                continue
+            earlier = db.session.scalar(
+                select(OperationRun).where(OperationRun.workspace_id == workspace.id, OperationRun.type == runbook.key,
+                                           OperationRun.context["runbook"]["source"].astext == "deploy_hook",
+                                           OperationRun.context["runbook"]["release"].astext == release)
+                .order_by(OperationRun.id.desc()).limit(1))
+            if earlier is not None and earlier.outcome != "failed":
+                done.append({"workspace": workspace.slug, "runbook": runbook.key, "run_id": earlier.id,
+                             "action": "already_done" if earlier.status == "completed" else "already_running"})
+                continue
+            target = Target(workspace=workspace, tenant=None)
+            found = preflight(actor=actor, runbook=runbook, target=target, source="deploy_hook")
+            started = start(actor=actor, preflight=found, source="deploy_hook", reason_code="DATA_REPAIR",
+                            reason_text=f"Runbooks after deploying release {release}", release=release)
+            done.append({"workspace": workspace.slug, "runbook": runbook.key, "run_id": started.run.id,
+                         "action": "started" if started.created else "joined_active_run",
+                         "affected_count": found.affected_count})
+    return done
