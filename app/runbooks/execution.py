@@ -24,7 +24,7 @@ from app.extensions import db
 from app.runbooks import summary
 from app.runbooks.catalog import RUNBOOKS
 from app.runbooks.models import OperationRun, OperationRunPart
-from app.runbooks.sanitize import FAILURE_LIMIT, classify, failure_entry
+from app.runbooks.sanitize import FAILURE_LIMIT, FINDING_CODES, classify, failure_entry
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def fan_out(run_id: int) -> list[int]:
         """), {"run_id": run.id, "tenants": tenant_ids})
     run.status = "running"
     run.started_at = db.func.now()
-    summary.increment(run.id, tenants=len(tenant_ids))
+    summary.increment(run.id, tenants=sum(1 for t in tenant_ids if t is not None))
     db.session.flush()
     if not tenant_ids:  # a workspace without tenants: nothing to do is done
         db.session.refresh(run)
@@ -193,7 +193,7 @@ def _work(part_id: int, runbook, after_chunk) -> str:
             _append_failures(run.id, chunk.problems)
         summary.increment(run.id, processed=chunk.processed, updated=chunk.updated, skipped=chunk.skipped)
         if chunk.done:
-            state = "failed" if part.failure else "succeeded"
+            state = "failed" if _found_problems(part) else "succeeded"
             _finish_part(part, state)
             if state == "failed":
                 summary.increment(run.id, failed=1)
@@ -202,6 +202,16 @@ def _work(part_id: int, runbook, after_chunk) -> str:
         db.session.commit()
         if after_chunk:
             after_chunk(part)
+
+
+def _found_problems(part: OperationRunPart) -> bool:
+    return bool(part.failure) and part.failure.get("reason_code") in FINDING_CODES
+
+
+def _keep_or_replace_failure(part: OperationRunPart, entry: dict) -> None:
+    """An error replaces an earlier error, never a problem the work found (that decides the outcome)."""
+    if not _found_problems(part):
+        part.failure = entry
 
 
 def _finish_part(part: OperationRunPart, state: str) -> None:
@@ -220,7 +230,7 @@ def _record_error(part_id: int, error: BaseException, *, final_attempt: bool) ->
         db.session.rollback()
         return
     entry = failure_entry(code, message, tenant_id=part.tenant_id)
-    part.failure = entry
+    _keep_or_replace_failure(part, entry)
     if final_attempt:
         _finish_part(part, "failed")
         summary.increment(part.run_id, failed=1)
@@ -251,7 +261,7 @@ def recover_lost_part(part_id: int, *, max_attempts: int) -> str:
                 db.session.rollback()
                 return "none"
             entry = failure_entry("worker.lost", tenant_id=part.tenant_id)
-            part.failure = entry
+            _keep_or_replace_failure(part, entry)
             if part.attempts >= max_attempts:
                 _finish_part(part, "failed")
                 summary.increment(part.run_id, failed=1)

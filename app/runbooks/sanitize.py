@@ -22,6 +22,9 @@ REASON_CODES = {
     "runbook.error": "The runbook failed.",
 }
 
+# what the work found (a verification that fails), as opposed to errors that stopped it
+FINDING_CODES = frozenset({"audit.chain_broken"})
+
 _REDACTIONS = [
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@"), r"\1[redacted]@"),  # URL credentials
     (re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+"), r"\1 [redacted]"),

@@ -252,7 +252,8 @@ def start(*, actor: Actor, preflight: Preflight, source: str, reason_code: str |
             return Started(run=db.session.get(OperationRun, run_id), created=True)
         db.session.rollback()
         existing = db.session.scalar(select(OperationRun).where(OperationRun.run_identity_hash == digest,
-                                                                text(ACTIVE_RUN_SQL)))
+                                                                text(ACTIVE_RUN_SQL))
+                                     .execution_options(populate_existing=True))
         if existing is not None:
             return Started(run=existing, created=False)
     raise RuntimeError("could not start or find the active run")  # only under pathological churn
@@ -383,9 +384,15 @@ class RunFilters:
     since: datetime | None = None
 
 
-def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50
-              ) -> tuple[list[OperationRun], int | None]:
-    """Newest first, keyset-paged on id; returns the page and the cursor of the next one."""
+@dataclass(frozen=True)
+class RunPage:
+    rows: list[OperationRun]
+    older_cursor: int | None = None  # before= for the next (older) page
+    newer_cursor: int | None = None
+
+
+def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50) -> RunPage:
+    """Newest first, keyset-paged on id."""
     query = select(OperationRun).order_by(OperationRun.id.desc()).limit(limit + 1)
     if before is not None:
         query = query.where(OperationRun.id < before)
@@ -404,7 +411,7 @@ def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50
     rows = db.session.scalars(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (rows[-1].id if more else None)
+    return RunPage(rows=rows, older_cursor=rows[-1].id if more else None)
 
 
 def active_runs() -> list[OperationRun]:
@@ -460,7 +467,7 @@ def deploy_hook(*, release: str) -> list[dict]:
                 select(OperationRun).where(OperationRun.workspace_id == workspace.id, OperationRun.type == runbook.key,
                                            OperationRun.context["runbook"]["source"].astext == "deploy_hook",
                                            OperationRun.context["runbook"]["release"].astext == release)
-                .order_by(OperationRun.id.desc()).limit(1))
+                .order_by(OperationRun.id.desc()).limit(1).execution_options(populate_existing=True))
             if earlier is not None and earlier.outcome != "failed":
                 done.append({"workspace": workspace.slug, "runbook": runbook.key, "run_id": earlier.id,
                              "action": "already_done" if earlier.status == "completed" else "already_running"})

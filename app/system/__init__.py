@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 
-from app.system import deliveries, procedures  # noqa: E402,F401  (their routes on this blueprint)
+from app.system import deliveries, procedures, runbooks  # noqa: E402,F401  (their routes on this blueprint)
