@@ -6,7 +6,7 @@ Later areas add their realistic data here through their own services.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.actors import Actor
 from app.audit import service as audit
@@ -19,6 +19,7 @@ from app.workspaces import service as workspaces
 from app.workspaces.models import Membership, Tenant
 
 WORKSPACE = ("demo", "Demo Services")
+DEMO_FINDINGS_PER_TENANT = 2000
 TENANTS = [("acme", "Acme Corporation"), ("globex", "Globex"), ("initech", "Initech")]
 PEOPLE = {
     "end_user": "Dana Whitfield",
@@ -74,6 +75,15 @@ def _ensure_alert_rule(actor: Actor) -> int:
     return 1
 
 
+def _ensure_findings(workspace_id: int) -> int:
+    """Monitoring findings with their events, a tenth of them left inconsistent for the backfill runbook."""
+    from app.findings.generator import generate
+
+    if db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM findings WHERE workspace_id = :w)"), {"w": workspace_id}):
+        return 0
+    return generate(workspace_id=workspace_id, per_tenant=DEMO_FINDINGS_PER_TENANT, broken_ratio=0.1).findings
+
+
 def load_demo(*, password: str = "demo-password") -> dict:
     """Create or complete the demo data; returns what it did, for the CLI to print."""
     system = Actor.system("demo-load")
@@ -112,6 +122,7 @@ def load_demo(*, password: str = "demo-password") -> dict:
     from app.incidents.demo import load_demo_incidents
 
     incidents = load_demo_incidents(workspace_id=workspace.id)
+    findings = _ensure_findings(workspace.id)
     return {"workspace": WORKSPACE[0], "workspace_created": created, "tenants": list(tenant_ids),
             "users": members, "platform_users": platform, "incidents_created": incidents,
-            "alert_rules_created": alert_rules, "password": password}
+            "alert_rules_created": alert_rules, "findings_created": findings, "password": password}

@@ -1,13 +1,16 @@
 """`python -m bench`: start Opsdesk under gunicorn on the configured PostgreSQL and Redis, load
 the data, and measure each scenario against its baseline in the same run.
 
-    python -m bench                      # all scenarios
+    python -m bench                      # everything: the HTTP scenarios, then the findings backfill
+    python -m bench --only http          # the HTTP scenarios (board, audit view, API …)
+    python -m bench --only backfill      # findings.lifecycle.backfill through RQ vs one SQL UPDATE
     python -m bench --seconds 20         # longer measurement windows
-    python -m bench --fresh              # rebuild the benchmark database
+    python -m bench --fresh              # rebuild the benchmark databases
 
 With DATABASE_URL/REDIS_URL unset it uses the embedded servers under instance/bench-services.
-The benchmark database (`opsdesk_bench`) is kept between runs; seeding 1,000,000 audit rows
-takes a minute or two the first time.
+The benchmark databases (`opsdesk_bench`, `opsdesk_bench_findings_seed`) are kept between runs;
+seeding 1,000,000 audit rows, 1,000,000 incidents and 1,000,000 findings takes a few minutes the
+first time.
 """
 
 from __future__ import annotations
@@ -172,12 +175,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incidents", type=int, default=1_000_000)
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild the benchmark database")
+    parser.add_argument("--only", choices=["all", "http", "backfill"], default="all",
+                        help="the HTTP scenarios, the findings backfill, or both")
+    parser.add_argument("--findings", type=int, default=1_000_000, help="findings for the backfill benchmark")
+    parser.add_argument("--backfill-workers", type=int, default=2, help="RQ worker processes for the backfill")
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk when installed (lighter), else the built-in Python one")
     args = parser.parse_args(argv)
-    args.loader = choose_loader(args.loader)
-
     base_db, redis_url = servers()
+    summary = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
+               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    if args.only in ("all", "http"):
+        summary.update(http_benchmark(args, base_db, redis_url))
+    if args.only in ("all", "backfill"):
+        summary["backfill"] = backfill_benchmark(args, base_db, redis_url)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(summary, indent=2))
+    print(f"results written to {path.relative_to(ROOT)}")
+    return 0
+
+
+def backfill_benchmark(args, base_db: str, redis_url: str) -> dict:
+    from bench import backfill
+
+    backfill.ensure_seed(base_db, redis_url, findings=args.findings, tenants=args.tenants, broken_ratio=0.1,
+                         fresh=args.fresh, log=log)
+    result = backfill.run_backfill(base_db, redis_url, workers=args.backfill_workers, log=log)
+    print()
+    print(f"findings backfill of {result.findings:,} findings in {result.tenants} tenants "
+          f"({result.affected:,} to repair), {args.backfill_workers} RQ workers:")
+    print(f"  one set-based SQL UPDATE: {result.baseline_seconds:.1f}s = {result.baseline_rows_per_second:,.0f} rows/s")
+    print(f"  runbook end to end:       {result.run_seconds:.1f}s = {result.run_rows_per_second:,.0f} rows/s "
+          f"(preflight {result.preflight_seconds:.1f}s before it)")
+    print(f"  ratio: {result.ratio:.0%} (target >= 50 %: {'met' if result.ratio >= 0.5 else 'MISSED'}); "
+          f"result verified: {'yes' if result.verified else 'NO'}")
+    peak = max(result.worker_peak_pss_mb)
+    print(f"  worker peak memory (PSS of worker + work horse): {', '.join(f'{m:.0f} MB' for m in result.worker_peak_pss_mb)}"
+          f" (target < 256 MB: {'met' if peak < 256 else 'MISSED'}); largest single process RSS "
+          f"{result.process_peak_rss_mb:.0f} MB")
+    return result.as_json()
+
+
+def http_benchmark(args, base_db: str, redis_url: str) -> dict:
+    args.loader = choose_loader(args.loader)
     database_url = bench_database(base_db, args.fresh)
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "SECRET_KEY": "opsdesk-benchmark-secret-not-for-production-0123456789",
@@ -223,8 +265,6 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(timeout=30)
 
     summary = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "audit_rows": fixture.audit_rows, "incidents": incidents.incidents, "incident_tenants": incidents.tenants,
         "rounds": args.rounds,
         "scenarios": results,
@@ -243,12 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"board / bare route: {board['ratio']:.0%} (target >= 80 %: {'met' if board['ratio'] >= 0.8 else 'MISSED'}); "
           f"board p99 {board['p99_ms']:.1f} ms at {args.concurrency} connections (target < 150 ms: "
           f"{'met' if board['p99_ms'] < 150 else 'MISSED'})")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(summary, indent=2))
-    print(f"results written to {path.relative_to(ROOT)}")
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from tests.factories import make_platform_user
 TABLES = ["audit_events", "memberships", "membership_tenants", "tenants", "users", "platform_users",
           "login_sessions", "break_glass_grants", "service_accounts", "workspaces", "incidents", "incident_timeline",
           "change_requests", "post_incident_reviews", "pir_action_items", "communications", "alert_reads",
-          "communication_channels", "alert_rules", "alert_deliveries"]
+          "communication_channels", "alert_rules", "alert_deliveries", "operation_runs", "operation_run_parts",
+          "findings", "monitoring_events"]
 
 
 def snapshot() -> dict[str, str]:
@@ -39,7 +40,8 @@ def test_the_sweep_covers_the_unsafe_routes(app):
             "system.end_break_glass", "system.login", "system.logout", "incidents.create", "incidents.act",
             "incidents.save_review", "changes.decide", "alerts.mark_read", "workspaces.channels",
             "workspaces.alert_rules", "workspaces.delete_alert_rule", "system.retry_delivery",
-            "system.retry_failed_job", "system.retry_all_failed_jobs", "system.delete_failed_job"} <= endpoints
+            "system.retry_failed_job", "system.retry_all_failed_jobs", "system.delete_failed_job",
+            "system.preflight", "system.start", "system.cancel_run"} <= endpoints
 
 
 @pytest.mark.parametrize("htmx", [False, True])
@@ -52,7 +54,7 @@ def test_every_unsafe_route_refuses_a_request_without_token(app, client, make_cl
     # the token is checked before the view runs, so made-up ids are as good as real ones
     values = {"membership_id": member.id, "incident_id": uuid.uuid4(), "action": "acknowledge",
               "change_id": uuid.uuid4(), "item_id": uuid.uuid4(), "rule_id": 1, "delivery_id": 1,
-              "queue": "default", "job_id": "no-such-job"}
+              "queue": "default", "job_id": "no-such-job", "key": "findings.lifecycle.backfill", "run_id": 1}
     for rule, method in unsafe_browser_rules(app):
         path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), rule.rule)
         who = system_client if rule.endpoint.startswith("system.") else client

@@ -49,7 +49,8 @@ class Work(Protocol):
     def parts(self, workspace_id: int, tenant_id: int | None) -> list[int | None]:
         """The units the run fans out to: tenant ids, or None for the workspace as a whole."""
 
-    def part_total(self, workspace_id: int, tenant_id: int | None) -> int: ...
+    def part_totals(self, workspace_id: int, tenant_id: int | None) -> dict[int | None, int]:
+        """Rows per part, counted once when the run fans out (so progress has its whole total at once)."""
 
     def chunk(self, workspace_id: int, tenant_id: int | None, cursor: str | None) -> Chunk: ...
 
@@ -79,10 +80,12 @@ def _tenants(workspace_id: int, tenant_id: int | None) -> list[int | None]:
                                    {"w": workspace_id}))
 
 
-def _count(table: str, workspace_id: int, tenant_id: int | None) -> int:
-    return db.session.scalar(text(f"SELECT count(*) FROM {table} WHERE workspace_id = :w"  # noqa: S608 (fixed names)
-                                  " AND (CAST(:t AS integer) IS NULL OR tenant_id = :t)"),
-                             {"w": workspace_id, "t": tenant_id})
+def _counts_per_tenant(table: str, workspace_id: int, tenant_id: int | None) -> dict[int | None, int]:
+    rows = db.session.execute(text(f"""
+        SELECT t.id, (SELECT count(*) FROM {table} x WHERE x.workspace_id = :w AND x.tenant_id = t.id)
+        FROM tenants t WHERE t.workspace_id = :w AND (CAST(:t AS integer) IS NULL OR t.id = :t) ORDER BY t.id
+    """), {"w": workspace_id, "t": tenant_id}).all()  # noqa: S608 (table names are fixed)
+    return {tenant: count for tenant, count in rows}
 
 
 class FindingsBackfill:
@@ -92,8 +95,8 @@ class FindingsBackfill:
 
     parts = staticmethod(_tenants)
 
-    def part_total(self, workspace_id, tenant_id):
-        return _count("findings", workspace_id, tenant_id)
+    def part_totals(self, workspace_id, tenant_id):
+        return _counts_per_tenant("findings", workspace_id, tenant_id)
 
     def chunk(self, workspace_id, tenant_id, cursor):
         result = lifecycle.repair_chunk(workspace_id=workspace_id, tenant_id=tenant_id, after=cursor or "",
@@ -111,8 +114,8 @@ class SlaRecompute:
 
     parts = staticmethod(_tenants)
 
-    def part_total(self, workspace_id, tenant_id):
-        return _count("incidents", workspace_id, tenant_id)
+    def part_totals(self, workspace_id, tenant_id):
+        return _counts_per_tenant("incidents", workspace_id, tenant_id)
 
     def chunk(self, workspace_id, tenant_id, cursor):
         rows = _chunk_rows()
@@ -146,14 +149,14 @@ class AuditChainVerify:
     """Read-only: recompute every hash of the workspace's audit chain, in chain order."""
 
     def preflight(self, workspace_id, tenant_id):
-        return Counts(affected=0, total=self.part_total(workspace_id, None))
+        return Counts(affected=0, total=self.part_totals(workspace_id, None)[None])
 
     def parts(self, workspace_id, tenant_id):
         return [None]  # the chain belongs to the workspace, not to a tenant
 
-    def part_total(self, workspace_id, tenant_id):
-        return db.session.scalar(text("SELECT count(*) FROM audit_events WHERE coalesce(workspace_id, 0) = :w"),
-                                 {"w": workspace_id})
+    def part_totals(self, workspace_id, tenant_id):
+        return {None: db.session.scalar(text("SELECT count(*) FROM audit_events WHERE coalesce(workspace_id, 0) = :w"),
+                                        {"w": workspace_id})}
 
     def chunk(self, workspace_id, tenant_id, cursor):
         rows = _chunk_rows()

@@ -83,16 +83,17 @@ def fan_out(run_id: int) -> list[int]:
         _complete(run, outcome="blocked")
         db.session.commit()
         return []
-    tenant_ids = runbook.work.parts(run.workspace_id, run.tenant_id)
+    totals = runbook.work.part_totals(run.workspace_id, run.tenant_id)
+    tenant_ids = list(totals)
     if tenant_ids:
         db.session.execute(text("""
-            INSERT INTO operation_run_parts (run_id, tenant_id)
-            SELECT :run_id, t FROM unnest(CAST(:tenants AS integer[])) AS t
+            INSERT INTO operation_run_parts (run_id, tenant_id, total)
+            SELECT :run_id, t, n FROM unnest(CAST(:tenants AS integer[]), CAST(:totals AS bigint[])) AS p(t, n)
             ON CONFLICT DO NOTHING
-        """), {"run_id": run.id, "tenants": tenant_ids})
+        """), {"run_id": run.id, "tenants": tenant_ids, "totals": list(totals.values())})
     run.status = "running"
     run.started_at = db.func.now()
-    summary.increment(run.id, tenants=sum(1 for t in tenant_ids if t is not None))
+    summary.increment(run.id, tenants=sum(1 for t in tenant_ids if t is not None), total=sum(totals.values()))
     db.session.flush()
     if not tenant_ids:  # a workspace without tenants: nothing to do is done
         db.session.refresh(run)
@@ -167,10 +168,7 @@ def _work(part_id: int, runbook, after_chunk) -> str:
     part.status, part.attempts = "running", part.attempts + 1
     part.started_at = part.started_at or db.func.now()
     part.heartbeat_at = db.func.now()
-    if part.phase is None:  # first start: count the part's rows once, into the run's total too
-        part.total = runbook.work.part_total(run.workspace_id, part.tenant_id)
-        part.phase = "working"
-        summary.increment(run.id, total=part.total)
+    part.phase = part.phase or "working"
     db.session.commit()
 
     while True:

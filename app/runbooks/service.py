@@ -199,9 +199,8 @@ def check_reason(*, actor: Actor, target: Target, reason_code: str | None, reaso
         problems["reason_text"] = (f"required ({REASON_TEXT_MIN}-{REASON_TEXT_MAX} characters)" if not words else
                                    f"must be {REASON_TEXT_MIN}-{REASON_TEXT_MAX} characters")
     if problems:
-        why = "all tenants" if target.scope == ALL_TENANTS else "break-glass"
-        raise ValidationFailed(f"A reason is required for a run on {why}." if required else "Check the reason.",
-                               fields=problems)
+        why = "for a run on all tenants" if target.scope == ALL_TENANTS else "under break-glass elevation"
+        raise ValidationFailed(f"A reason is required {why}." if required else "Check the reason.", fields=problems)
     return {"reason_code": code, "reason_text": words}
 
 
@@ -323,7 +322,7 @@ class RunView:
     @property
     def percent(self) -> int:
         counts = self.counts
-        return _percent(counts["processed"], counts["total"], "succeeded" if self.run.status == "completed" else "")
+        return _percent(counts["processed"], counts["total"], "succeeded" if self.run.outcome == "succeeded" else "")
 
     @property
     def elapsed_seconds(self) -> float:
@@ -391,11 +390,15 @@ class RunPage:
     newer_cursor: int | None = None
 
 
-def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50) -> RunPage:
-    """Newest first, keyset-paged on id."""
-    query = select(OperationRun).order_by(OperationRun.id.desc()).limit(limit + 1)
-    if before is not None:
+def list_runs(*, filters: RunFilters, before: int | None = None, after: int | None = None, limit: int = 50
+              ) -> RunPage:
+    """Newest first, keyset-paged on id: `before` an id for older runs, `after` one for newer."""
+    newer_first = after is None
+    query = select(OperationRun).order_by(OperationRun.id.desc() if newer_first else OperationRun.id).limit(limit + 1)
+    if before is not None and newer_first:
         query = query.where(OperationRun.id < before)
+    if after is not None:
+        query = query.where(OperationRun.id > after)
     if filters.runbook:
         query = query.where(OperationRun.type == filters.runbook)
     if filters.workspace_id:
@@ -411,7 +414,12 @@ def list_runs(*, filters: RunFilters, before: int | None = None, limit: int = 50
     rows = db.session.scalars(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return RunPage(rows=rows, older_cursor=rows[-1].id if more else None)
+    if not newer_first:
+        rows.reverse()
+        return RunPage(rows=rows, older_cursor=rows[-1].id if rows else None,
+                       newer_cursor=rows[0].id if more and rows else None)
+    return RunPage(rows=rows, older_cursor=rows[-1].id if more else None,
+                   newer_cursor=rows[0].id if before is not None and rows else None)
 
 
 def active_runs() -> list[OperationRun]:

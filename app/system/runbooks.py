@@ -148,7 +148,7 @@ def runs():
         filters = service.RunFilters(runbook=v.get("runbook"), status=v.get("status"), outcome=v.get("outcome"),
                                      source=v.get("source"), since=v.get("since"),
                                      workspace_id=int(v["workspace"]) if v.get("workspace") else None)
-        page = service.list_runs(filters=filters, before=cursor_arg("before"))
+        page = service.list_runs(filters=filters, before=cursor_arg("before"), after=cursor_arg("after"))
         args = parsed.query_args()
     names = dict(db.session.execute(select(Workspace.id, Workspace.name)).all())
     return render("system/runbooks/runs.html", block="results", status=status, push_url=url_for("system.runs", **args),
