@@ -118,11 +118,14 @@ def audit_verify(workspace_slug) -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 @click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler in this worker.")
-def worker_command(burst: bool, no_scheduler: bool) -> None:
+@click.option("--fork/--no-fork", default=False, show_default=True,
+              help="Run each job in a forked work horse (isolation) instead of in the worker process "
+                   "(warm connections; the default).")
+def worker_command(burst: bool, no_scheduler: bool, fork: bool) -> None:
     """An RQ worker on every Opsdesk queue, with the scheduler (the Procfile's worker line)."""
     from jobs.worker import run_worker
 
-    run_worker(current_app._get_current_object(), burst=burst, with_scheduler=not no_scheduler)
+    run_worker(current_app._get_current_object(), burst=burst, with_scheduler=not no_scheduler, simple=not fork)
 
 
 def register_cli(app: Flask) -> None:

@@ -39,7 +39,7 @@ class BackfillResult:
     run_rows_per_second: float
     preflight_seconds: float
     updated: int
-    worker_peak_pss_mb: list[float]
+    worker_peak_pss_mb: list[float]  # each worker process plus its work horse, if it forks one
     process_peak_rss_mb: float
     verified: bool
 
@@ -208,7 +208,9 @@ def run_backfill(base_url: str, redis_url: str, *, workers: int, log: Callable[[
         f"({findings / baseline_seconds:,.0f} rows/s); writing only the rows that differ {differing_seconds:.1f}s "
         f"({findings / differing_seconds:,.0f} rows/s)")
 
-    processes = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--no-scheduler"],
+    # the Procfile's worker (`--fork` in BENCH_WORKER_ARGS measures forking workers instead)
+    processes = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--no-scheduler",
+                                   *os.environ.get("BENCH_WORKER_ARGS", "").split()],
                                   cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for _ in range(workers)]
     peak_pss = [0] * workers

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from app.config import ROOT
@@ -26,9 +27,9 @@ from app import create_app
 from app.config import TestConfig
 from jobs.worker import run_worker
 
-database_url, redis_url, prefix = sys.argv[1:4]
+database_url, redis_url, prefix, kind = sys.argv[1:5]
 app = create_app(TestConfig(database_url=database_url, redis_url=redis_url, redis_prefix=prefix))
-run_worker(app, with_scheduler=False, queue_names=["runbooks"])
+run_worker(app, with_scheduler=False, queue_names=["runbooks"], simple=kind == "simple")
 """
 
 
@@ -46,12 +47,13 @@ def kill_worker_and_horse(pid: int) -> None:
             pass
 
 
+@pytest.mark.parametrize("kind", ["simple", "forking"])
 def test_sigkill_mid_run_loses_and_double_counts_nothing(app, app_ctx, world, database_url, server_urls,
-                                                         redis_prefix):
+                                                         redis_prefix, kind):
     seed_findings(world, per_tenant=3000, broken_ratio=0.3)
     log = tempfile.TemporaryFile(mode="w+")
-    # a forking worker (the production one) in its own process group, with tiny chunks
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, database_url, server_urls[1], redis_prefix],
+    # the default worker (jobs in the worker process) or a forking one, with tiny chunks
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, database_url, server_urls[1], redis_prefix, kind],
                               cwd=ROOT, env={**os.environ, "OPSDESK_RUNBOOK_CHUNK_ROWS": "20"}, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
