@@ -206,10 +206,14 @@ def backfill_benchmark(args, base_db: str, redis_url: str) -> dict:
     print()
     print(f"findings backfill of {result.findings:,} findings in {result.tenants} tenants "
           f"({result.affected:,} to repair), {args.backfill_workers} RQ workers:")
-    print(f"  one set-based SQL UPDATE: {result.baseline_seconds:.1f}s = {result.baseline_rows_per_second:,.0f} rows/s")
+    differing = result.findings / result.differing_only_seconds
+    print(f"  one set-based SQL UPDATE: {result.baseline_seconds:.1f}s = {result.baseline_rows_per_second:,.0f} rows/s "
+          f"(writing only the rows that differ: {result.differing_only_seconds:.1f}s = {differing:,.0f} rows/s)")
     print(f"  runbook end to end:       {result.run_seconds:.1f}s = {result.run_rows_per_second:,.0f} rows/s "
           f"(preflight {result.preflight_seconds:.1f}s before it)")
-    print(f"  ratio: {result.ratio:.0%} (target >= 50 %: {'met' if result.ratio >= 0.5 else 'MISSED'}); "
+    strict = result.run_rows_per_second / differing
+    print(f"  ratio: {result.ratio:.0%} of the UPDATE, {strict:.0%} of the one writing only the differing rows "
+          f"(target >= 50 %: {'met' if min(result.ratio, strict) >= 0.5 else 'MISSED'}); "
           f"result verified: {'yes' if result.verified else 'NO'}")
     peak = max(result.worker_peak_pss_mb)
     print(f"  worker peak memory (PSS of worker + work horse): {', '.join(f'{m:.0f} MB' for m in result.worker_peak_pss_mb)}"
