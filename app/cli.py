@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 
 from app.actors import Actor
 from app.errors import DomainError
+from jobs.queues import QUEUES
 
 
 def domain_errors_exit(fn):
@@ -121,11 +122,14 @@ def audit_verify(workspace_slug) -> None:
 @click.option("--fork/--no-fork", default=False, show_default=True,
               help="Run each job in a forked work horse (isolation) instead of in the worker process "
                    "(warm connections; the default).")
-def worker_command(burst: bool, no_scheduler: bool, fork: bool) -> None:
+@click.option("--queue", "queues", multiple=True, type=click.Choice(list(QUEUES)),
+              help="Listen to this queue only (repeatable); default: every queue, most urgent first.")
+def worker_command(burst: bool, no_scheduler: bool, fork: bool, queues: tuple[str, ...]) -> None:
     """An RQ worker on every Opsdesk queue, with the scheduler (the Procfile's worker line)."""
     from jobs.worker import run_worker
 
-    run_worker(current_app._get_current_object(), burst=burst, with_scheduler=not no_scheduler, simple=not fork)
+    run_worker(current_app._get_current_object(), burst=burst, with_scheduler=not no_scheduler, simple=not fork,
+               queue_names=list(queues) or None)
 
 
 def register_cli(app: Flask) -> None:

@@ -125,6 +125,8 @@ class Config:
         self.BREAK_GLASS_MINUTES = _int(env, "OPSDESK_BREAK_GLASS_MINUTES", 30)
         self.REDIS_TIMEOUT_SECONDS = _int(env, "OPSDESK_REDIS_TIMEOUT_MS", 2000) / 1000
         self.PAGE_SIZE = 50
+        # where people reach the console, for links in e-mails and webhooks (relative when unset)
+        self.PUBLIC_URL = env.get("OPSDESK_PUBLIC_URL", "").strip().rstrip("/")
         # runbooks: rows per chunk (one transaction each), and when a silent part counts as lost
         self.RUNBOOK_CHUNK_ROWS = _int(env, "OPSDESK_RUNBOOK_CHUNK_ROWS", 5000, minimum=1)
         self.RUNBOOK_STALE_SECONDS = _int(env, "OPSDESK_RUNBOOK_STALE_SECONDS", 120, minimum=5)

@@ -341,13 +341,12 @@ def _complete(run: OperationRun, *, outcome: str) -> None:
 def _alert_failure(run: OperationRun, runbook_context: dict) -> None:
     from app.alerting.service import dispatch
 
-    base = current_app.config.get("PUBLIC_URL") or ""
-    link = f"{base}/system/runs/{run.id}"
+    link = f"{current_app.config['PUBLIC_URL']}/system/runs/{run.id}"
     scope = runbook_context.get("scope") or ("single_tenant" if run.tenant_id else "all_tenants")
     reasons = sorted({f.get("reason_code") for f in (run.failure_summary or []) if f.get("reason_code")})
     dispatch(workspace_id=run.workspace_id, tenant_id=run.tenant_id, event_type="operations.run.failed",
              message=f"Run #{run.id} of {run.type} ({scope.replace('_', ' ')}) ended {run.outcome.replace('_', ' ')}"
                      + (f": {', '.join(reasons)}" if reasons else "."),
-             link=link,
+             link=None,  # the run page is in /system, which the workspace's own people cannot open
              metadata={"operation_run_id": run.id, "run_type": run.type, "scope": scope, "outcome": run.outcome,
                        "summary_counts": run.summary_counts, "reason_codes": reasons, "view_run_url": link})
