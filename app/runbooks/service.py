@@ -225,7 +225,9 @@ def start(*, actor: Actor, preflight: Preflight, source: str, reason_code: str |
         if not problems.get("confirmation"):
             raise
     if problems:
-        raise ValidationFailed("Confirm the run: " + ", ".join(problems) + ".", fields=problems)
+        wanted = [label for field, label in (("reason_code", "choose a reason"), ("reason_text", "say why"),
+                                             ("confirmation", f"type {runbook.key}")) if field in problems]
+        raise ValidationFailed("To start the run, " + ", ".join(wanted) + ".", fields=problems)
 
     runbook_context = _runbook_context(runbook, target, source)
     if release:

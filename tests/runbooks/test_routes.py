@@ -295,7 +295,7 @@ def test_an_htmx_poll_gets_only_the_progress_fragment(client, world):
     assert response.status_code == 200 and html_has_no_layout(body)
     assert body.lstrip().startswith('<section id="run-progress"') and body.rstrip().endswith("</section>")
     assert 'hx-trigger="every 1s"' in body
-    assert 'id="run-details"' not in body  # the details panel is page-only
+    assert 'id="run-details"' in body  # details (started, completed) refresh with the progress
     assert "HX-Request" in response.headers["Vary"]
 
 
