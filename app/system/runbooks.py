@@ -33,8 +33,10 @@ RUN_FILTERS = FilterBar(
 
 def _tenants_by_workspace() -> list[tuple[Workspace, list[Tenant]]]:
     workspaces = db.session.scalars(select(Workspace).order_by(Workspace.name)).all()
-    tenants = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
-    return [(w, [t for t in tenants if t.workspace_id == w.id]) for w in workspaces]
+    by_workspace: dict[int, list[Tenant]] = {}
+    for tenant in db.session.scalars(select(Tenant).order_by(Tenant.name)):
+        by_workspace.setdefault(tenant.workspace_id, []).append(tenant)
+    return [(w, by_workspace.get(w.id, [])) for w in workspaces]
 
 
 def _catalog(*, status: int = 200, chosen: str | None = None, errors: dict | None = None, message: str | None = None):
