@@ -29,7 +29,7 @@ from app.workspaces.models import Tenant, Workspace
 SOURCES = ("system_ui", "cli", "deploy_hook")
 REASON_CODES = {"DATA_REPAIR": "Data repair", "INCIDENT": "Incident", "SUPPORT": "Support request",
                 "SECURITY": "Security"}
-REASON_TEXT_MIN, REASON_TEXT_MAX = 10, 500
+REASON_TEXT_MIN, REASON_TEXT_MAX = 3, 500
 PREFLIGHT_MAX_AGE = 15 * 60  # seconds a confirm screen stays valid
 
 
@@ -86,6 +86,12 @@ def resolve_target(*, runbook: Runbook, workspace: str | int | None, tenant: str
                    all_tenants: bool) -> Target:
     """The workspace and tenant an operator named (slugs or ids), checked against the runbook's scopes."""
     problems: dict[str, str] = {}
+    if workspace in (None, "") and not all_tenants and tenant not in (None, ""):
+        # a tenant slug found in exactly one workspace names that workspace
+        query = select(Tenant.workspace_id)
+        query = query.where(Tenant.id == int(tenant)) if str(tenant).isdigit() else query.where(Tenant.slug == tenant)
+        owners = db.session.scalars(query.limit(2)).all()
+        workspace = owners[0] if len(owners) == 1 else None
     found_workspace = _workspace(workspace, problems)
     found_tenant = None
     if all_tenants and tenant not in (None, ""):
@@ -111,7 +117,9 @@ def _workspace(workspace: str | int | None, problems: dict[str, str]) -> Workspa
         workspaces = db.session.scalars(select(Workspace).limit(2)).all()
         if len(workspaces) == 1:  # the usual single-workspace installation needs no choice
             return workspaces[0]
-        problems["workspace"] = "choose a workspace"
+        slugs = db.session.scalars(select(Workspace.slug).order_by(Workspace.slug).limit(11)).all()
+        problems["workspace"] = "choose a workspace" + (f" ({', '.join(slugs[:10])}{', …' if len(slugs) > 10 else ''})"
+                                                        if slugs else "")
         return None
     query = select(Workspace)
     query = query.where(Workspace.id == int(workspace)) if str(workspace).isdigit() else \

@@ -106,3 +106,11 @@ def test_deploy_hook_is_idempotent_per_release(runner, world):
     second = runner.invoke(args=["runbooks", "deploy-hook", "--release", "cli-release-7"])
     again = [r for r in json.loads(second.stdout)["runs"] if r["workspace"] == world.workspace.slug]
     assert {r["action"] for r in again} == {"already_done"}
+
+
+def test_a_tenant_slug_names_its_workspace(runner, world, other_world):
+    result = runner.invoke(args=["runbooks", "preflight", "incidents.sla.recompute", "--tenant", world.tenant_b.slug])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["workspace"] == world.workspace.slug
+    ambiguous = runner.invoke(args=["runbooks", "preflight", "incidents.sla.recompute", "--all-tenants"])
+    assert ambiguous.exit_code == 1 and "choose a workspace" in ambiguous.output

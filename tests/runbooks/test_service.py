@@ -336,7 +336,7 @@ def test_scope_reason_and_confirmation_rules(app, app_ctx, world):
     assert set(refused.value.fields) == {"confirmation"}
     with pytest.raises(ValidationFailed) as refused:
         service.start(actor=operator, preflight=found, source="system_ui", reason_code="BECAUSE",
-                      reason_text="short", confirmation="findings.lifecycle.backfill")
+                      reason_text="no", confirmation="findings.lifecycle.backfill")
     assert set(refused.value.fields) == {"reason_code", "reason_text"}
     assert db.session.scalar(select(OperationRun).where(OperationRun.workspace_id == world.workspace.id)) is None
     one_tenant = preflight(world, tenant=world.tenant_a, actor=operator, source="system_ui")
