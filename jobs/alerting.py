@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from rq import get_current_job
 from sqlalchemy import text
 
 from app.alerting import service
 from app.extensions import db
-from jobs.context import with_app_context
+from jobs.context import final_attempt, with_app_context
 from jobs.schedule import periodic
 
 
 @with_app_context
 def deliver_alert(delivery_id: int) -> str:
-    job = get_current_job()
-    final = job is None or not job.retries_left
-    return service.deliver(delivery_id, final_attempt=final)
+    return service.deliver(delivery_id, final_attempt=final_attempt())
 
 
 @with_app_context

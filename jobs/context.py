@@ -25,6 +25,14 @@ def get_app() -> Flask:
     return _app
 
 
+def final_attempt() -> bool:
+    """Whether the running job has no retry left (or runs outside RQ): its last chance to record a failure."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
 def with_app_context(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a job inside an application context with a fresh database session."""
 
@@ -44,4 +52,4 @@ def with_app_context(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-__all__ = ["set_app", "get_app", "with_app_context", "current_app"]
+__all__ = ["set_app", "get_app", "with_app_context", "final_attempt", "current_app"]

@@ -7,14 +7,14 @@ import logging
 import uuid
 
 from flask import current_app
-from rq import Retry, get_current_job
+from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import text
 
 from app.extensions import db, get_redis
 from app.runbooks import execution
-from jobs.context import with_app_context
+from jobs.context import final_attempt, with_app_context
 from jobs.queues import enqueue
 from jobs.schedule import periodic
 
@@ -88,8 +88,7 @@ def fan_out(run_id: int) -> int:
 
 @with_app_context
 def run_part(part_id: int) -> str:
-    job = get_current_job()
-    outcome = execution.run_part(part_id, final_attempt=job is None or not job.retries_left)
+    outcome = execution.run_part(part_id, final_attempt=final_attempt())
     if outcome.state == "busy":  # another run works this tenant right now: try again shortly
         queue_part(part_id, delay_seconds=15)
     return outcome.state
