@@ -8,10 +8,14 @@ POST forms keep using Flask-WTF.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
+
+from markupsafe import Markup
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,40 @@ class FilterBar:
 
     def field(self, name: str) -> FilterField:
         return next(f for f in self.fields if f.name == name)
+
+    def html(self, parsed: ParsedFilters) -> Markup:
+        """The bar's fields, each echoing what was typed and showing its error (selects with a
+        single choice left out). The same typed values give the same HTML, so it is built once
+        per bar, values and choices: list pages render their bar on every keystroke of a search."""
+        return _bar_html(self, tuple(parsed.raw.items()), tuple(parsed.errors.items()),
+                         tuple((name, tuple(choices.items())) for name, choices in parsed.choices.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _bar_html(bar: FilterBar, raw: tuple, errors: tuple, choices: tuple) -> Markup:
+    typed, problems, options = dict(raw), dict(errors), dict(choices)
+    html = []
+    for spec in bar.fields:
+        if spec.kind == "select" and len(options.get(spec.name, ())) <= 1:
+            continue
+        name, current, error = escape(spec.name), typed.get(spec.name, ""), problems.get(spec.name)
+        html.append(f'<div class="field{" has-error" if error else ""}">'
+                    f'<label for="{name}">{escape(spec.label)}</label>')
+        if spec.kind == "select":
+            html.append(f'<select id="{name}" name="{name}">')
+            html.extend(f'<option value="{escape(str(value))}"{" selected" if str(value) == current else ""}>'
+                        f'{escape(str(label))}</option>' for value, label in options.get(spec.name, ()))
+            html.append("</select>")
+        else:
+            html.append(f'<input type="{"datetime-local" if spec.kind == "datetime" else "text"}" id="{name}" '
+                        f'name="{name}" value="{escape(current)}"'
+                        + (f' placeholder="{escape(spec.placeholder)}"' if spec.placeholder else "")
+                        + (f' size="{spec.size}"' if spec.size else "")
+                        + (" data-search" if spec.search else "") + ">")
+        if error:
+            html.append(f'<div class="error">{escape(error)}</div>')
+        html.append("</div>")
+    return Markup("".join(html))
 
 
 def check_window(parsed: ParsedFilters, since: str = "since", until: str = "until") -> None:

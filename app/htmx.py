@@ -7,6 +7,7 @@ so page and fragment cannot drift apart. Boosted navigation and history restores
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from flask import Response, flash, g, make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
@@ -66,6 +67,16 @@ def retarget(response: Response, selector: str, swap: str = "innerHTML") -> Resp
     response.headers["HX-Retarget"] = selector
     response.headers["HX-Reswap"] = swap
     return response
+
+
+def referrer_path() -> str | None:
+    """The path (and query) of the page this request came from, when it is one of ours."""
+    if not request.referrer:
+        return None
+    source = urlsplit(request.referrer)
+    if source.netloc and source.netloc != request.host:
+        return None
+    return source.path + (f"?{source.query}" if source.query else "")
 
 
 def safe_next(target: str | None, default: str) -> str:

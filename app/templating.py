@@ -77,16 +77,28 @@ def _nav_url(endpoint: str) -> str:
     return cached_url_for(endpoint)
 
 
-def nav_items() -> list[NavItem]:
+def nav_items() -> tuple[NavItem, ...]:
     person = current_user._get_current_object()
     if not person.is_authenticated:
-        return []
+        return ()
     from app.auth.guards import current_actor
 
     actor = current_actor()
+    # the same few menus on every page: remembered per role and page
+    key = (actor.kind, actor.role, actor.is_break_glass, request.endpoint, request.blueprint, request.script_root)
+    menus = current_app.extensions.setdefault("opsdesk_nav", {})
+    items = menus.get(key)
+    if items is None:
+        if len(menus) >= URL_CACHE_SIZE:
+            menus.clear()
+        items = menus[key] = tuple(_nav_items(actor, SYSTEM_NAV if person.is_platform else CONSOLE_NAV))
+    return items
+
+
+def _nav_items(actor, menu) -> list[NavItem]:
     rules = current_app.view_functions
     items = []
-    for label, endpoint, capability in SYSTEM_NAV if person.is_platform else CONSOLE_NAV:
+    for label, endpoint, capability in menu:
         if endpoint not in rules or (capability and not actor.can(capability)):
             continue
         area = endpoint.split(".")[0]
@@ -94,6 +106,20 @@ def nav_items() -> list[NavItem]:
         badge = _nav_url("alerts.count") if endpoint == "alerts.index" else None
         items.append(NavItem(label=label, url=_nav_url(endpoint), active=active, badge_url=badge))
     return items
+
+
+def switcher() -> Markup:
+    """The workspace and tenant switcher of the signed-in person, rendered once per person as the
+    session knows them: a member of a hundred tenants would otherwise pay for it on every page."""
+    from app.security import csrf_token
+
+    person = current_user._get_current_object()
+    token = csrf_token()
+    made = person.rendered.get("switcher")
+    if made is None or made[0] != token:
+        html = Markup(current_app.jinja_env.get_template("_partials/_switcher.html").render(person=person))
+        made = person.rendered["switcher"] = (token, html)
+    return made[1]
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -142,9 +168,10 @@ def role_label(role: str | None) -> str:
 
 def init_templating(app: Flask) -> None:
     from app.audit.display import changes_html, ref_url
+    from app.security import csrf_token
 
-    app.jinja_env.globals.update(url_for=cached_url_for, nav_items=nav_items, can=_actor_can, options=options,
-                                 changes_html=changes_html, ref_url=ref_url)
+    app.jinja_env.globals.update(url_for=cached_url_for, nav_items=nav_items, switcher=switcher, can=_actor_can, options=options,
+                                 changes_html=changes_html, ref_url=ref_url, csrf_token=csrf_token)
     from app.markdown import render_markdown
 
     app.jinja_env.filters.update(zip=lambda a, b: list(zip(a, b, strict=False)),
@@ -158,7 +185,8 @@ def init_templating(app: Flask) -> None:
         # `person` is the signed-in person itself (or None): cheaper than going through the
         # current_user proxy for every use in the layout
         person = current_user._get_current_object()
-        context = {"person": person if person.is_authenticated else None}
+        # csrf_token: ours (signed once per session), over the one flask-wtf's processor puts here
+        context = {"person": person if person.is_authenticated else None, "csrf_token": csrf_token}
         if request.blueprint == "system":
             context["area"] = "system"
         return context

@@ -77,6 +77,7 @@ class SignedIn:
     break_glass_until: datetime | None = None
     break_glass_reason: str | None = None
     workspaces: list[WorkspaceChoice] = field(default_factory=list)  # what the switcher offers
+    rendered: dict = field(default_factory=dict, repr=False, compare=False)  # layout pieces made for this person
 
     is_authenticated = True
     is_active = True
@@ -274,6 +275,14 @@ def _state_from_row(digest: str, kind: str, person_id: int) -> dict | None:
     return state
 
 
+# The person of each (token, session, profile) as Redis holds them, kept in this process: the
+# same values give the same person, and any change (a revocation, a switch, a role change)
+# changes or removes a value, so it is never served stale. It spares every request the JSON
+# and the objects, and lets a person's switcher be rendered once (see app.templating).
+_known: dict[tuple, tuple[dict, SignedIn]] = {}
+SIGNED_IN_KEPT = 4096
+
+
 def load_signed_in(token: str | None) -> SignedIn | None:
     """The person of a session token, or None when it is unknown, revoked, expired or idle too long.
 
@@ -292,6 +301,17 @@ def load_signed_in(token: str | None) -> SignedIn | None:
         raw_state, raw_profile = pipe.execute()
     except redis.RedisError:
         raise ServiceUnavailable("Sessions are unavailable right now (Redis is not answering).") from None
+    memo_key = (token, raw_state, raw_profile) if raw_state and raw_profile else None
+    known = _known.get(memo_key) if memo_key else None
+    if known is not None:
+        state, person = known
+        if state["exp"] < time.time():
+            return None
+        if time.time() - state.get("seen", 0) <= LAST_SEEN_WRITE_SECONDS:
+            return person
+        del _known[memo_key]
+        _record_last_seen(digest, dict(state))
+        return person
     state = json.loads(raw_state) if raw_state else _state_from_row(digest, kind, person_id)
     if state is None or state.get("pid") != person_id or state.get("kind") != kind or state["exp"] < time.time():
         return None
@@ -300,7 +320,13 @@ def load_signed_in(token: str | None) -> SignedIn | None:
         return None
     if time.time() - state.get("seen", 0) > LAST_SEEN_WRITE_SECONDS:
         _record_last_seen(digest, state)
-    return _signed_in(token, kind, state, profile)
+        memo_key = None
+    person = _signed_in(token, kind, state, profile)
+    if memo_key:
+        if len(_known) >= SIGNED_IN_KEPT:
+            _known.clear()
+        _known[memo_key] = (state, person)
+    return person
 
 
 def _record_last_seen(digest: str, state: dict) -> None:

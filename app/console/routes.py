@@ -6,7 +6,7 @@ from app.auth.guards import console_required, current_actor
 from app.console import bp
 from app.console.service import overview
 from app.errors import BadRequest
-from app.htmx import redirect_to, render, safe_next
+from app.htmx import redirect_to, referrer_path, render, safe_next
 
 
 @bp.get("/")
@@ -28,5 +28,7 @@ def switch():
     sessions.switch_context(person=current_user, workspace_id=workspace_id,
                                 tenant_id=None if changed_workspace else tenant_id)
     flash("Switched workspace." if changed_workspace else "Switched tenant.", "success")
-    # a page of another workspace means nothing in the new one: start over at home
-    return redirect_to(url_for("console.home") if changed_workspace else safe_next(request.form.get("next"), url_for("console.home")))
+    # a page of another workspace means nothing in the new one: start over at home; a tenant
+    # switch goes back to the page it was made on (the switcher names no page: it is made once)
+    return redirect_to(url_for("console.home") if changed_workspace
+                       else safe_next(request.form.get("next") or referrer_path(), url_for("console.home")))

@@ -82,3 +82,21 @@ def test_role_change_takes_effect_on_the_next_request(client, make_client, world
     target = db.session.scalar(select(Membership).where(Membership.user_id == world.users["auditor"].id))
     admin.post(f"/workspace/members/{target.id}", {"role": "end_user"})
     assert client.get("/audit").status_code == 403
+
+
+def test_tenant_switch_returns_to_the_page_it_was_made_on(client, world):
+    client.login(world.email("auditor"))
+    page = client.get("/audit?action=update").get_data(as_text=True)
+    assert f'<option value="{world.tenant_b.id}" selected>' not in page
+    response = client.post("/switch", {"workspace_id": world.workspace.id, "tenant_id": world.tenant_b.id},
+                           headers={"Referer": "http://localhost/audit?action=update"})
+    assert response.status_code == 303 and response.headers["Location"] == "/audit?action=update"
+    # the switcher (made once per person and session) shows the new choice on the next page
+    page = client.get("/audit?action=update").get_data(as_text=True)
+    assert f'<option value="{world.tenant_b.id}" selected>' in page
+    # a page of another site is no place to go back to
+    response = client.post("/switch", {"workspace_id": world.workspace.id, "tenant_id": ""},
+                           headers={"Referer": "https://elsewhere.example/audit"})
+    assert response.status_code == 303 and response.headers["Location"] == "/"
+    page = client.get("/").get_data(as_text=True)
+    assert f'<option value="{world.tenant_b.id}" selected>' not in page
