@@ -79,3 +79,25 @@ def test_htmx_request_with_the_token_header_is_accepted(client, world):
                            htmx=True)
     assert response.status_code == 204 and response.headers["HX-Redirect"]
     assert world.tenant_b.name in client.get("/").get_data(as_text=True)
+
+
+def _page_token(client, path: str) -> str:
+    match = re.search(r'"X-CSRFToken": "([^"]+)"', client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def test_a_session_keeps_one_token_and_a_new_sign_in_gets_another(client, world):
+    client.login(world.email("workspace_admin"))
+    token = _page_token(client, "/")
+    assert _page_token(client, "/audit") == token == _page_token(client, "/incidents")
+    response = client.post("/switch", {"workspace_id": world.workspace.id, "tenant_id": world.tenant_b.id,
+                                       "csrf_token": token}, csrf=False)
+    assert response.status_code == 303
+    client.logout()
+    client.login(world.email("workspace_admin"))
+    assert _page_token(client, "/") != token
+    before = snapshot()
+    response = client.post("/switch", {"workspace_id": world.workspace.id, "tenant_id": world.tenant_a.id,
+                                       "csrf_token": token}, csrf=False)
+    assert response.status_code == 400 and snapshot() == before

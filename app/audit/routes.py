@@ -7,7 +7,7 @@ import io
 import json
 from datetime import UTC
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, request
 from flask_login import current_user
 
 from app.audit import bp, service
@@ -16,6 +16,7 @@ from app.auth.guards import console_required, current_actor
 from app.extensions import db
 from app.htmx import render
 from app.paging import cursor_arg
+from app.templating import cached_url_for
 from app.tenancy import apply_scope
 
 CONSOLE_ENDPOINTS = dict(all_endpoint="audit.index", privileged_endpoint="audit.privileged",
@@ -24,29 +25,29 @@ CSV_COLUMNS = ["id", "occurred_at", "action", "ref_type", "ref_id", "actor_type"
                "field_deltas", "context", "ip", "user_agent", "privileged", "chain_seq", "row_hash"]
 
 
-def parse_filters(args, tenant_names: dict[int, str], *, privileged_only: bool = False):
+def parse_filters(args, tenant_choices: dict[str, str], *, privileged_only: bool = False):
     """(parsed filter bar, service filters or None when the query string is not valid)."""
-    choices = {"tenant": {"": "Any tenant", **{str(k): v for k, v in tenant_names.items()}}}
-    parsed = AUDIT_FILTERS.parse(args, choices=choices)
+    parsed = AUDIT_FILTERS.parse(args, choices={"tenant": tenant_choices})
     return parsed, audit_filters(parsed, privileged_only=privileged_only)
 
 
 def _tenant_names() -> dict[int, str]:
     """The tenants in the caller's view, from the signed-in session (no extra query)."""
-    return {tenant_id: name for tenant_id, _, name in current_user.visible_tenants}
+    return current_user.tenant_names
 
 
 def _view(*, privileged_only: bool, endpoint: str, title: str):
     actor = current_actor()
     tenant_names = _tenant_names()
-    parsed, filters = parse_filters(request.args, tenant_names, privileged_only=privileged_only)
+    parsed, filters = parse_filters(request.args, current_user.tenant_choices("Any tenant"),
+                                   privileged_only=privileged_only)
     page, status = None, 200
     if filters is None:
         status = 400
     else:
         page = service.list_events(actor=actor, filters=filters, before=cursor_arg("before"), after=cursor_arg("after"))
     args = parsed.query_args() if filters else {}
-    return render("audit/index.html", block="results", status=status, push_url=url_for(endpoint, **args),
+    return render("audit/index.html", block="results", status=status, push_url=cached_url_for(endpoint, **args),
                   bar=AUDIT_FILTERS, parsed=parsed, page=page, title=title, endpoint=endpoint, privileged_only=privileged_only,
                   tenant_names=tenant_names, args=args, **CONSOLE_ENDPOINTS)
 
@@ -103,7 +104,8 @@ def export():
     actor = current_actor()
     tenant_names = _tenant_names()
     privileged_only = request.args.get("privileged") == "1"
-    parsed, filters = parse_filters(request.args, tenant_names, privileged_only=privileged_only)
+    parsed, filters = parse_filters(request.args, current_user.tenant_choices("Any tenant"),
+                                   privileged_only=privileged_only)
     if filters is None:
         return render("audit/index.html", status=400, bar=AUDIT_FILTERS, parsed=parsed, page=None,
                       title="Audit trail",

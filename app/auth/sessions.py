@@ -14,6 +14,7 @@ fail closed with 503.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -108,6 +109,18 @@ class SignedIn:
             if choice.workspace_id == self.workspace_id:
                 return [t for t in choice.tenants if ids is None or t[0] in ids]
         return []
+
+    @functools.cached_property
+    def tenant_names(self) -> dict[int, str]:
+        """{id: name} of the tenants in view (made once per person; do not change it)."""
+        return {tenant_id: name for tenant_id, _, name in self.visible_tenants}
+
+    def tenant_choices(self, empty: str) -> dict[str, str]:
+        """The tenants in view for a select, after an `empty` choice (made once per person and label)."""
+        key = ("tenant_choices", empty)
+        if key not in self.rendered:
+            self.rendered[key] = {"": empty, **{str(tenant_id): name for tenant_id, name in self.tenant_names.items()}}
+        return self.rendered[key]
 
     def actor(self, *, ip: str | None = None, user_agent: str | None = None) -> Actor:
         return Actor(kind=self.kind, id=self.id, label=self.email, name=self.name, slug=self.slug,
@@ -280,7 +293,7 @@ def _state_from_row(digest: str, kind: str, person_id: int) -> dict | None:
 # changes or removes a value, so it is never served stale. It spares every request the JSON
 # and the objects, and lets a person's switcher be rendered once (see app.templating).
 _known: dict[tuple, tuple[dict, SignedIn]] = {}
-SIGNED_IN_KEPT = 4096
+SIGNED_IN_KEPT = 512  # a person with a hundred tenants and their switcher is some tens of KB
 
 
 def load_signed_in(token: str | None) -> SignedIn | None:

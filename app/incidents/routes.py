@@ -71,11 +71,11 @@ VOCABULARY = dict(severities=SEVERITIES, priorities=PRIORITIES, statuses=STATUSE
 
 
 def _tenant_choices(empty: str = "Any tenant") -> dict[str, str]:
-    return {"": empty, **{str(tid): name for tid, _, name in current_user.visible_tenants}}
+    return current_user.tenant_choices(empty)
 
 
 def _tenant_names() -> dict[int, str]:
-    return {tid: name for tid, _, name in current_user.visible_tenants}
+    return current_user.tenant_names
 
 
 def board_filters(parsed: ParsedFilters) -> queries.IncidentFilters:
