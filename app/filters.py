@@ -95,6 +95,8 @@ class FilterBar:
 
 @functools.lru_cache(maxsize=1024)
 def _bar_html(bar: FilterBar, raw: tuple, errors: tuple, choices: tuple) -> Markup:
+    from app.templating import options as select_options
+
     typed, problems, options = dict(raw), dict(errors), dict(choices)
     html = []
     for spec in bar.fields:
@@ -104,10 +106,8 @@ def _bar_html(bar: FilterBar, raw: tuple, errors: tuple, choices: tuple) -> Mark
         html.append(f'<div class="field{" has-error" if error else ""}">'
                     f'<label for="{name}">{escape(spec.label)}</label>')
         if spec.kind == "select":
-            html.append(f'<select id="{name}" name="{name}">')
-            html.extend(f'<option value="{escape(str(value))}"{" selected" if str(value) == current else ""}>'
-                        f'{escape(str(label))}</option>' for value, label in options.get(spec.name, ()))
-            html.append("</select>")
+            html.append(f'<select id="{name}" name="{name}">{select_options(options.get(spec.name, ()), current)}'
+                        "</select>")
         else:
             html.append(f'<input type="{"datetime-local" if spec.kind == "datetime" else "text"}" id="{name}" '
                         f'name="{name}" value="{escape(current)}"'
